@@ -1,0 +1,27 @@
+"""Exception classes of the library.
+
+The CLI turns every ``EdgemvError`` into one line on stderr and a non-zero exit; anything else is a bug and
+keeps its traceback.
+"""
+
+__all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "CheckpointMismatchError", "DataError"]
+
+
+class EdgemvError(Exception):
+    """Base class: a problem the user can fix (bad input, missing file, missing optional package)."""
+
+
+class UnknownVariantError(EdgemvError, ValueError):
+    """A variant name that is not in the variant table."""
+
+
+class WeightsError(EdgemvError):
+    """Weights that cannot be found, read or fetched."""
+
+
+class CheckpointMismatchError(WeightsError):
+    """A checkpoint whose keys or shapes do not match the model it is loaded into."""
+
+
+class DataError(EdgemvError):
+    """Images or tensors that cannot be used (missing, unreadable, empty set)."""

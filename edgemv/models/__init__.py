@@ -1,0 +1,37 @@
+"""MambaVision models: the variant table and one factory."""
+
+from typing import Optional
+
+from .checkpoint import load_checkpoint, remap_state_dict
+from .mambavision import MambaVision
+from .variants import VARIANTS, Variant, get_variant, list_variants
+from .weights import WeightsInfo, resolve_weights
+
+__all__ = ["create_model", "list_variants", "get_variant", "Variant", "VARIANTS", "MambaVision", "WeightsInfo",
+           "remap_state_dict"]
+
+
+def create_model(variant: str, weights=None, features_only: bool = False, out_indices=(0, 1, 2, 3),
+                 **overrides) -> MambaVision:
+    """Build a MambaVision variant in eval mode, optionally with weights.
+
+    Args:
+        variant: 't', 's', 'l2-512-21k', 'mamba_vision_T', 'MambaVision-T-1K', ... (case-insensitive).
+        weights: None or 'random' (random init), a checkpoint file (.pth/.pth.tar/.pt/.safetensors), a Hugging
+            Face snapshot folder, or a hub id such as 'nvidia/MambaVision-T-1K'.
+        features_only: a backbone returning the four stage maps (normalised by ``outnorm{i}``).
+        out_indices: which maps ``features_only`` returns.
+        **overrides: architecture fields to change (e.g. ``num_classes=10``, ``drop_path_rate=0``).
+
+    The returned model carries ``variant`` (a Variant), ``pretrained_cfg`` and ``weights_info``.
+    """
+    spec: Variant = get_variant(variant)
+    arch = {**spec.arch.__dict__, **overrides}
+    model = MambaVision(**arch, features_only=features_only, out_indices=out_indices)
+    checkpoint, info = resolve_weights(weights, spec)
+    if checkpoint is not None:
+        load_checkpoint(model, checkpoint, spec.name)
+    model.variant = spec
+    model.pretrained_cfg = spec.pretrained
+    model.weights_info: Optional[WeightsInfo] = info
+    return model.eval()

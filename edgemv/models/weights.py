@@ -1,0 +1,108 @@
+"""Where weights come from: a file, a Hugging Face snapshot folder, a hub id, or 'random'.
+
+Pickled checkpoints load with ``weights_only=True``; safetensors files are preferred where a folder has both.
+"""
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..errors import WeightsError
+from .variants import Variant
+
+__all__ = ["WeightsInfo", "resolve_weights", "read_checkpoint", "sha256_file"]
+
+PICKLE_SUFFIXES = (".pth", ".pth.tar", ".pt", ".bin", ".tar", ".ckpt")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# In a snapshot folder, the first pattern that matches wins.
+_FOLDER_PATTERNS = ("model.safetensors", "*.safetensors", "*.pth.tar", "*.pth", "pytorch_model.bin", "*.pt", "*.bin")
+
+
+@dataclass
+class WeightsInfo:
+    """Provenance of loaded weights, written into every report."""
+
+    source: str  # what the user passed
+    path: Optional[str]  # the file actually read (None for random)
+    sha256: Optional[str]
+
+    @property
+    def is_random(self) -> bool:
+        return self.path is None
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path) -> dict:
+    """Read a checkpoint file into a dict (nothing executed: weights_only pickles or safetensors)."""
+    path = Path(path)
+    name = path.name.lower()
+    try:
+        if name.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - every reader error becomes one line for the user
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            reason = "it holds Python objects beyond tensors, which edgemv refuses to unpickle (weights_only=True)"
+        raise WeightsError(f"cannot read checkpoint {path}: {reason[:300]}") from exc
+
+
+def _find_in_folder(folder: Path) -> Path:
+    for pattern in _FOLDER_PATTERNS:
+        hits = sorted(folder.glob(pattern))
+        if hits:
+            return hits[0]
+    raise WeightsError(f"no weights file (*.safetensors, *.pth.tar, *.pth, *.bin) in folder {folder}")
+
+
+def _download(hub_id: str, variant: Variant) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise WeightsError("huggingface_hub is needed to fetch weights by hub id: pip install huggingface_hub") from exc
+    official = variant.pretrained.filename if hub_id.lower() == variant.pretrained.hub_id.lower() else None
+    candidates = [f for f in ("model.safetensors", official) if f]
+    last_error = None
+    for local_only in (True, False):  # the cache first, then the network
+        for filename in candidates:
+            try:
+                return Path(hf_hub_download(hub_id, filename, local_files_only=local_only))
+            except Exception as exc:  # noqa: BLE001 - offline, missing file, missing repo
+                last_error = exc
+    url = variant.pretrained.url if official else f"https://huggingface.co/{hub_id}"
+    raise WeightsError(
+        f"could not fetch {hub_id} from Hugging Face ({type(last_error).__name__}); "
+        f"download {url} on a connected machine and pass --weights PATH, or pass --weights random for a dry run"
+    )
+
+
+def resolve_weights(weights, variant: Variant):
+    """(checkpoint dict or None, WeightsInfo) for what the user passed as ``weights``."""
+    if weights is None or str(weights).lower() == "random":
+        return None, WeightsInfo("random", None, None)
+    text = os.fspath(weights)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = _find_in_folder(path)
+    elif not path.exists():
+        if _HUB_ID.match(text) and not text.lower().endswith(PICKLE_SUFFIXES + (".safetensors",)):
+            path = _download(text, variant)
+        else:
+            raise WeightsError(f"weights file not found: {text}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"cannot read checkpoint {path}: the file is empty")
+    return read_checkpoint(path), WeightsInfo(text, str(path), sha256_file(path))
