@@ -1,4 +1,4 @@
-"""Where weights come from: a file, a Hugging Face snapshot folder, a hub id, or 'random'.
+"""Where weights come from: a file, a Hugging Face snapshot folder, a hub id, 'official' or 'random'.
 
 Pickled checkpoints load with ``weights_only=True``; safetensors files are preferred where a folder has both.
 """
@@ -95,6 +95,10 @@ def resolve_weights(weights, variant: Variant):
     if weights is None or str(weights).lower() == "random":
         return None, WeightsInfo("random", None, None)
     text = os.fspath(weights)
+    if text.lower() == "official":
+        if not variant.pretrained.hf_repo:
+            raise WeightsError(f"variant '{variant.name}' has no published weights; pass --weights random")
+        text = variant.pretrained.hub_id
     path = Path(text).expanduser()
     if path.is_dir():
         path = _find_in_folder(path)

@@ -1,0 +1,31 @@
+"""The edgemv command line: registration and error handling only; each command lives in its own module."""
+
+import click
+
+from .. import __version__
+from .errors import main, run_cli
+from .models import predict, variants
+
+__all__ = ["cli", "main", "run_cli"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="edgemv")
+def cli():
+    """edgemv: MambaVision from a PyTorch checkpoint to validated INT8/FP8 TensorRT engines.
+
+    \b
+    Typical flow:
+      edgemv variants                      what each MambaVision variant costs
+      edgemv predict cat.jpg --variant t   classify images (checks your weights)
+      edgemv quantize --variant t          INT8/FP8 post-training quantization
+      edgemv validate RUN                  accuracy drop against FP32, with a budget
+      edgemv export RUN                    ONNX with Q/DQ for TensorRT
+
+    Weights: every command takes --weights (a file, a Hugging Face folder or hub id, 'official', or 'random'
+    for a dry run). Set EDGEMV_DEBUG=1 to see full tracebacks.
+    """
+
+
+for command in (variants, predict):
+    cli.add_command(command)

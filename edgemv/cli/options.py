@@ -1,0 +1,48 @@
+"""Options shared by several commands, defined once and stacked onto commands."""
+
+import click
+
+from ..errors import UnknownVariantError
+
+__all__ = ["VariantType", "variant_option", "weights_option", "device_option", "out_option", "scan_impl_option",
+           "batch_size_option", "seed_option"]
+
+
+class VariantType(click.ParamType):
+    """A variant name, checked against the variant table (case-insensitive, official names accepted)."""
+
+    name = "variant"
+
+    def convert(self, value, param, ctx):
+        from ..models.variants import get_variant
+
+        if not isinstance(value, str):
+            return value
+        try:
+            return get_variant(value).name
+        except UnknownVariantError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+variant_option = click.option(
+    "--variant", "-v", type=VariantType(), default="t", show_default=True,
+    help="MambaVision variant: t, t2, s, b, b-21k, l, l-21k, l2, l2-512-21k, l3-256-21k, l3-512-21k "
+         "(see `edgemv variants`).",
+)
+weights_option = click.option(
+    "--weights", "-w", default="official", show_default=True,
+    help="Checkpoint file (.pth.tar/.pth/.pt/.safetensors), Hugging Face snapshot folder, hub id "
+         "(nvidia/MambaVision-T-1K), 'official' (the variant's published weights from Hugging Face), "
+         "or 'random' for a dry run with random weights.",
+)
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run PyTorch.",
+)
+out_option = click.option("--out", "-o", type=click.Path(), default=None, help="Output path.")
+scan_impl_option = click.option(
+    "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "triton"]), default="auto", show_default=True,
+    help="Selective-scan implementation (auto: triton on CUDA, the faster plain-PyTorch form on the CPU).",
+)
+batch_size_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
+                                 help="Images per batch.")
+seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and sampling.")
