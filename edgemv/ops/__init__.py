@@ -1,11 +1,118 @@
-"""The selective scan: one entry point, several implementations."""
+"""The selective scan: one entry point, one registered custom op, several implementations.
 
+Implementations (``impl=`` or the process-wide setting):
+- 'ref': sequential loop over L (the obviously-right form; slow).
+- 'chunked': the parallel form in plain tensor ops (what ONNX export and TensorRT use).
+- 'triton': fused forward CUDA kernel (needs triton and a CUDA tensor).
+- 'auto' (default): 'triton' on CUDA when available, else 'chunked' (the faster on the CPU, by measurement).
+
+ONNX (TorchScript exporter): wrap the export in :func:`onnx_export_context`, see docs/scan.md.
+Nothing here imports triton, onnx or tensorrt at import time.
+"""
+
+import contextlib
+import os
+import sys
+
+from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
+from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_ref import selective_scan_ref
 
-__all__ = ["selective_scan", "selective_scan_ref"]
+__all__ = [
+    "selective_scan",
+    "selective_scan_ref",
+    "selective_scan_chunked",
+    "default_chunk",
+    "set_scan_impl",
+    "get_scan_impl",
+    "scan_impl",
+    "scan_onnx_form",
+    "get_scan_onnx_form",
+    "onnx_export_context",
+    "decompositions",
+    "resolve_impl",
+    "triton_available",
+    "IMPLS",
+    "ONNX_FORMS",
+]
+
+ONNX_FORMS = ("decomposed", "plugin")
+
+_settings = {"impl": os.environ.get("EDGEMV_SCAN_IMPL", "auto"), "onnx_form": "decomposed"}
+if _settings["impl"] not in IMPLS:
+    raise ValueError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
 
 
-def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+def set_scan_impl(name: str) -> None:
+    """Set the process-wide implementation used when ``impl`` is not given: 'ref', 'chunked', 'triton' or 'auto'."""
+    if name not in IMPLS:
+        raise ValueError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+    _settings["impl"] = name
+
+
+def get_scan_impl() -> str:
+    """The process-wide implementation name (default 'auto', or the EDGEMV_SCAN_IMPL environment variable)."""
+    return _settings["impl"]
+
+
+@contextlib.contextmanager
+def scan_impl(name: str):
+    """Use implementation ``name`` inside the block, then restore the previous setting."""
+    previous = get_scan_impl()
+    set_scan_impl(name)
+    try:
+        yield name
+    finally:
+        _settings["impl"] = previous
+
+
+def get_scan_onnx_form() -> str:
+    return _settings["onnx_form"]
+
+
+@contextlib.contextmanager
+def scan_onnx_form(form: str):
+    """Choose how the scan appears in a TorchScript ONNX export inside the block: 'decomposed' or 'plugin'."""
+    if form not in ONNX_FORMS:
+        raise ValueError(f"unknown ONNX form {form!r}; choose one of {ONNX_FORMS}")
+    if form == "plugin":
+        from .onnx_forms import register_plugin_symbolic
+
+        register_plugin_symbolic()
+    previous = _settings["onnx_form"]
+    _settings["onnx_form"] = form
+    try:
+        yield form
+    finally:
+        _settings["onnx_form"] = previous
+
+
+@contextlib.contextmanager
+def onnx_export_context(form: str = "decomposed"):
+    """Everything the exporter needs for ``form``; yields extra keyword arguments for ``torch.onnx.export``.
+
+    Example::
+
+        with edgemv.ops.onnx_export_context("plugin") as extra:
+            torch.onnx.export(model, x, "m.onnx", dynamo=False, opset_version=17, **extra)
+    """
+    with scan_onnx_form(form):
+        if form == "plugin":
+            from .onnx_forms import DOMAIN
+
+            yield {"custom_opsets": {DOMAIN: 1}}
+        else:
+            yield {}
+
+
+def _exporting_decomposed() -> bool:
+    if _settings["onnx_form"] != "decomposed":
+        return False
+    onnx_mod = sys.modules.get("torch.onnx")  # not imported: certainly not exporting
+    return onnx_mod is not None and onnx_mod.is_in_onnx_export()
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, impl=None):
     """Selective scan with mamba_ssm's argument order, shapes and semantics.
 
     Args:
@@ -17,7 +124,30 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         z: optional (batch, D, L) gate, applied as ``y * silu(z)``.
         delta_bias: optional (D,) added to delta before softplus.
         delta_softplus: apply softplus to delta.
+        impl: 'ref', 'chunked', 'triton' or 'auto'; None means the process-wide setting (:func:`set_scan_impl`).
     Returns:
         (batch, D, L) in u's dtype, accumulated in float32.
+
+    Calls the custom op ``torch.ops.edgemv.selective_scan`` (one node under torch.export / torch.compile), except
+    inside a TorchScript ONNX export in the 'decomposed' form, where the chunked plain-op form is traced instead.
     """
-    return selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    name = get_scan_impl() if impl is None else impl
+    if name not in IMPLS:
+        raise ValueError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+    if _exporting_decomposed():
+        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)
+
+
+def decompositions():
+    """A decomposition table mapping the custom op to its plain-op chunked form.
+
+    For ``ExportedProgram.run_decompositions(edgemv.ops.decompositions())`` (e.g. before the dynamo ONNX exporter
+    or a backend that should see plain ops instead of the custom op).
+    """
+    import torch
+
+    def _decomposed(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl):
+        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+    return {torch.ops.edgemv.selective_scan.default: _decomposed}
