@@ -5,6 +5,7 @@ import click
 from .. import __version__
 from .errors import main, run_cli
 from .models import predict, variants
+from .quantize import quantize
 
 __all__ = ["cli", "main", "run_cli"]
 
@@ -27,5 +28,5 @@ def cli():
     """
 
 
-for command in (variants, predict):
+for command in (variants, predict, quantize):
     cli.add_command(command)
