@@ -1,0 +1,422 @@
+"""PyTorch -> ONNX for MambaVision: FP32, FP16, INT8 and FP8 Q/DQ, simplified and checked.
+
+The path (see docs/export.md):
+1. :func:`load_source` finds the model: a quantize run folder (``edgemv-out/<variant>-<precision>/``, quantize.json
+   plus ModelOpt's saved model), a whole pickled module (e.g. from pruning), or a variant with weights (FP32).
+2. :func:`export_onnx` traces it with the legacy TorchScript exporter (``dynamo=False``): that is the path ModelOpt
+   supports for Q/DQ. INT8 quantizers become standard QuantizeLinear/DequantizeLinear (opset 13+); FP8 quantizers
+   become ``trt::TRT_FP8QuantizeLinear`` / ``TRT_FP8DequantizeLinear`` (TensorRT's parser imports them; ONNX
+   Runtime does not, so parity runs on a copy mapped to standard opset-19+ Q/DQ with FLOAT8E4M3FN zero points).
+   The selective scan is exported in the form ``scan_form`` names ('decomposed': plain ops, 'plugin': one
+   ``SelectiveScan`` node for a TensorRT plugin) through edgemv.ops.
+3. The graph is simplified (onnxsim, else onnxslim), the Q/DQ scales compared before/after, and it is written
+   atomically (temporary name, then rename), with external data when over 2 GB.
+4. Checks: onnx.checker, ONNX Runtime against PyTorch, TensorRT 10.3 op types, TensorRT-RTX parse+build.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..errors import EdgemvError
+
+__all__ = ["ExportError", "ExportSource", "ExportReport", "load_source", "export_onnx", "export_model",
+           "save_onnx_atomic", "describe_io", "DEFAULT_OPSET", "MIN_OPSET", "TWO_GB"]
+
+TWO_GB = 2_000_000_000  # protobuf's hard limit is 2 GiB; stay below it
+DEFAULT_OPSET = {"fp32": 17, "fp16": 17, "int8": 17, "fp8": 21}
+MIN_OPSET = {"fp32": 13, "fp16": 13, "int8": 13, "fp8": 19}  # int8 per-channel Q/DQ: 13; fp8 types: 19
+
+
+class ExportError(EdgemvError):
+    """The model cannot be exported as asked (bad source, impossible option combination, exporter failure)."""
+
+
+@dataclass
+class ExportSource:
+    """What to export and what to compare it with."""
+
+    model: torch.nn.Module  # the module that is traced (fake-quantized for Q/DQ runs)
+    precision: str  # "fp32", "int8", "fp8" (of the source; --half adds fp16 on top)
+    variant: str
+    input_size: Tuple[int, int, int]
+    description: str  # one line for the report
+    run_dir: Optional[Path] = None
+    record: Dict = field(default_factory=dict)  # quantize.json when from a run
+
+
+@dataclass
+class ExportReport:
+    path: str
+    precision: str  # fp32, fp16, int8, fp8, int8+fp16 ...
+    opset: int
+    dynamic_batch: bool
+    scan_form: str
+    simplifier: str
+    simplifier_notes: List[str]
+    nodes_exported: int
+    nodes: int
+    file_bytes: int  # the .onnx plus its external data
+    external_data: Optional[str]
+    inputs: List[Tuple[str, str, List]]
+    outputs: List[Tuple[str, str, List]]
+    op_counts: Dict[str, int]
+    qdq: Dict[str, int]
+    scales: str
+    seconds: Dict[str, float]
+    checks: List = field(default_factory=list)  # CheckResult
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> Dict:
+        d = asdict(self)
+        d["checks"] = [asdict(c) for c in self.checks]
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------- sources
+
+def load_source(run_or_model: Optional[str], variant: str = "t", weights: Optional[str] = None) -> ExportSource:
+    """Resolve the CLI's RUN_OR_MODEL argument.
+
+    - a folder with ``quantize.json``: a quantize run; the ModelOpt-restored model is exported with its Q/DQ;
+    - a ``.pt``/``.pth`` file holding a whole ``nn.Module`` (``torch.save(model)``, e.g. a pruned model);
+    - any other file, or nothing: FP32 ``variant`` with ``weights`` (a checkpoint path, hub id, 'official',
+      'random'); RUN_OR_MODEL given as a checkpoint file is the same as ``--weights FILE``.
+    """
+    from ..models import create_model, get_variant
+
+    if run_or_model is not None:
+        path = Path(run_or_model)
+        if path.is_dir():
+            if (path / "quantize.json").is_file():
+                return _load_run(path)
+            raise ExportError(f"{path} is a folder without quantize.json: not a run folder from `edgemv quantize`")
+        if not path.exists():
+            raise ExportError(f"{path} does not exist (expected a run folder, a model file or a checkpoint)")
+        module = _maybe_whole_module(path)
+        if module is not None:
+            spec = getattr(module, "variant", None)
+            name = getattr(spec, "name", variant)
+            size = tuple(getattr(module, "pretrained_cfg", get_variant(name).pretrained).input_size)
+            return ExportSource(module.eval(), "fp32", name, size, f"module {path.name} ({name})")
+        weights = str(path)
+    model = create_model(variant, weights=weights if weights is not None else "official")
+    info = model.weights_info
+    desc = f"{model.variant.name} FP32, weights {getattr(info, 'source', weights)}"
+    return ExportSource(model, "fp32", model.variant.name, tuple(model.pretrained_cfg.input_size), desc)
+
+
+def _maybe_whole_module(path: Path) -> Optional[torch.nn.Module]:
+    if path.suffix not in (".pt", ".pth"):
+        return None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ExportError(f"cannot read {path}: {exc}") from None
+    return obj if isinstance(obj, torch.nn.Module) else None
+
+
+def _load_run(path: Path) -> ExportSource:
+    from ..models import get_variant
+
+    try:
+        record = json.loads((path / "quantize.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"cannot read {path / 'quantize.json'}: {exc}") from None
+    try:
+        from ..quantize import load_quantized
+    except ImportError as exc:
+        raise ExportError(f"cannot load the run in {path}: edgemv.quantize is unavailable ({exc})") from None
+    loaded = load_quantized(path)
+    model = loaded[0] if isinstance(loaded, tuple) else getattr(loaded, "model", loaded)
+    precision = str(record.get("precision", "int8")).lower()
+    if precision not in ("int8", "fp8"):
+        raise ExportError(f"{path}: unknown precision {precision!r} in quantize.json")
+    name = record.get("variant") or getattr(getattr(model, "variant", None), "name", None)
+    if not name:
+        raise ExportError(f"{path}: quantize.json names no variant")
+    spec = get_variant(name)
+    size = tuple(getattr(model, "pretrained_cfg", spec.pretrained).input_size)
+    return ExportSource(model.eval(), precision, spec.name, size,
+                        f"run {path} ({spec.name} {precision.upper()})", run_dir=path, record=record)
+
+
+# ---------------------------------------------------------------------------------------------------- export
+
+def _scan_context(form: str):
+    """edgemv.ops' export setup for the scan form (whichever API the installed edgemv.ops offers)."""
+    from .. import ops
+
+    for name in ("onnx_export_context", "scan_onnx_form"):
+        fn = getattr(ops, name, None)
+        if fn is not None:
+            return fn(form)
+    if form != "decomposed":
+        raise ExportError(f"--scan {form}: this edgemv.ops has no ONNX plugin form of the scan")
+    return contextlib.nullcontext()
+
+
+def _custom_opsets() -> Dict[str, int]:
+    from .. import ops
+
+    domain = getattr(ops, "ONNX_DOMAIN", None) or getattr(ops, "SCAN_ONNX_DOMAIN", None)
+    return {domain: 1} if domain else {}
+
+
+def export_onnx(model: torch.nn.Module, input_size: Sequence[int], opset: int, dynamic_batch: bool = True,
+                half: bool = False, scan_form: str = "decomposed", input_name: str = "images",
+                output_name: str = "logits"):
+    """Trace ``model`` to an in-memory onnx.ModelProto (external data loaded) with the legacy exporter."""
+    import onnx
+
+    batch = 2 if dynamic_batch else 1  # trace with 2 so that no size-1 broadcast is baked into the graph
+    dtype = torch.float16 if half else torch.float32
+    x = torch.randn(batch, *input_size, dtype=dtype)
+    dynamic_axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    tmpdir = tempfile.mkdtemp(prefix="edgemv-export-")
+    try:
+        path = os.path.join(tmpdir, "model.onnx")
+        with _scan_context(scan_form), warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            kwargs = dict(opset_version=opset, input_names=[input_name], output_names=[output_name],
+                          dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
+            custom = _custom_opsets()
+            if custom and scan_form == "plugin":
+                kwargs["custom_opsets"] = custom
+            try:
+                torch.onnx.export(model, (x,), path, **kwargs)
+            except EdgemvError:
+                raise
+            except Exception as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ExportError(f"torch.onnx.export failed at opset {opset}: {msg[:300]}") from exc
+        return onnx.load(path, load_external_data=True)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def save_onnx_atomic(model, out: Path, external: Optional[bool] = None) -> Tuple[int, Optional[str]]:
+    """Write ``model`` to ``out`` atomically: into a temporary folder beside it, then renamed into place (external
+    data first, the .onnx last). External data (``<name>.data``) when ``external`` or when the model is over 2 GB.
+    Returns (total bytes, external data file name or None).
+    """
+    import onnx
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if external is None:
+        external = model.ByteSize() > TWO_GB
+    tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    data_name = out.name + ".data" if external else None
+    try:
+        tmp_model = tmpdir / out.name
+        if external:
+            onnx.save_model(model, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name, size_threshold=1024)
+            os.replace(tmpdir / data_name, out.parent / data_name)
+        else:
+            onnx.save_model(model, str(tmp_model))
+        os.replace(tmp_model, out)
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    total = out.stat().st_size + ((out.parent / data_name).stat().st_size if data_name else 0)
+    if not external and (out.parent / (out.name + ".data")).exists():
+        (out.parent / (out.name + ".data")).unlink()  # stale data of an earlier, larger export
+    return total, data_name
+
+
+def describe_io(model) -> Tuple[List, List]:
+    """[(name, dtype, shape)] of graph inputs and outputs; symbolic dimensions by name."""
+    import onnx
+
+    init = {t.name for t in model.graph.initializer}
+
+    def one(v):
+        tt = v.type.tensor_type
+        shape = [d.dim_param if d.dim_param else d.dim_value for d in tt.shape.dim]
+        return (v.name, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name, shape)
+
+    return [one(v) for v in model.graph.input if v.name not in init], [one(v) for v in model.graph.output]
+
+
+def _op_counts(model) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for n in model.graph.node:
+        key = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}:{n.op_type}"
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def default_out(source: ExportSource, half: bool) -> Path:
+    """model.onnx inside the run folder, else edgemv-out/<variant>-<precision>/model.onnx."""
+    if source.run_dir is not None:
+        return source.run_dir / ("model_fp16.onnx" if half else "model.onnx")
+    tag = "fp16" if half else source.precision
+    return Path("edgemv-out") / f"{source.variant}-{tag}" / "model.onnx"
+
+
+def export_model(source: ExportSource, out: Optional[Path] = None, opset: Optional[int] = None,
+                 dynamic_batch: bool = True, half: bool = False, scan_form: str = "decomposed",
+                 simplify: bool = True, check: bool = True, trt_build: bool = True, parity_images: int = 4,
+                 seed: int = 0, log: Callable[[str], None] = lambda s: None) -> ExportReport:
+    """Export, simplify, save and check; the one library call behind `edgemv export`."""
+    import onnx
+
+    from . import checks
+    from .simplify import compare_scales, simplify as run_simplify
+
+    if scan_form not in ("decomposed", "plugin"):
+        raise ExportError(f"unknown scan form {scan_form!r}: choose decomposed or plugin")
+    precision = source.precision
+    opset = opset or DEFAULT_OPSET[precision]
+    if opset < MIN_OPSET[precision]:
+        raise ExportError(f"{precision.upper()} needs opset {MIN_OPSET[precision]} or newer (asked for {opset})")
+    if opset > onnx.defs.onnx_opset_version():
+        raise ExportError(f"opset {opset} is newer than this onnx ({onnx.defs.onnx_opset_version()})")
+    out = Path(out) if out else default_out(source, half)
+    label = precision if not half else ("fp16" if precision == "fp32" else f"{precision}+fp16")
+    seconds = {}
+
+    model = source.model
+    if half:
+        import copy
+        model = copy.deepcopy(model).half()
+    t = time.perf_counter()
+    log(f"exporting {source.description} to ONNX (opset {opset}, {label}, scan {scan_form}, "
+        f"{'dynamic' if dynamic_batch else 'static'} batch)")
+    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half, scan_form)
+    seconds["export"] = time.perf_counter() - t
+    nodes_exported = len(graph.graph.node)
+
+    notes: List[str] = []
+    tool = "none"
+    if simplify:
+        t = time.perf_counter()
+        result = run_simplify(graph)
+        seconds["simplify"] = time.perf_counter() - t
+        tool, notes = result.tool, result.notes
+        scales_ok, scales_detail = compare_scales(graph, result.model)
+        if not scales_ok:
+            notes.append(f"{tool} changed Q/DQ scales; kept the unsimplified graph ({scales_detail})")
+            tool = "none"
+        else:
+            graph = result.model
+        log(f"simplified with {tool}: {nodes_exported} -> {len(graph.graph.node)} nodes"
+            + "".join(f"\n  note: {n}" for n in notes))
+    else:
+        scales_ok, scales_detail = compare_scales(graph, graph)
+
+    t = time.perf_counter()
+    size, data_name = save_onnx_atomic(graph, out)
+    seconds["save"] = time.perf_counter() - t
+    from .simplify import qdq_scales
+    qdq_counts, _ = qdq_scales(graph)
+    inputs, outputs = describe_io(graph)
+    report = ExportReport(
+        path=str(out), precision=label, opset=opset, dynamic_batch=dynamic_batch, scan_form=scan_form,
+        simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported, nodes=len(graph.graph.node),
+        file_bytes=size, external_data=data_name, inputs=inputs, outputs=outputs, op_counts=_op_counts(graph),
+        qdq=qdq_counts, scales=scales_detail, seconds=seconds,
+    )
+    log(f"saved {out} ({size / 1e6:.1f} MB, {report.nodes} nodes)")
+    if simplify and qdq_counts:
+        report.checks.append(checks.CheckResult("Q/DQ scales", "pass" if scales_ok else "fail", scales_detail))
+    if not check:
+        return report
+
+    report.checks.append(checks.check_onnx(out))
+    log(f"onnx.checker: {report.checks[-1].status}")
+    report.checks.append(checks.check_ops(graph))
+    log(f"op types: {report.checks[-1].detail}")
+    t = time.perf_counter()
+    report.checks.append(_parity(source, model, graph, out, half, scan_form, dynamic_batch, parity_images, seed))
+    log(f"ONNX Runtime: {report.checks[-1].detail}")
+    report.checks.extend(_batch_check(graph, out, source, dynamic_batch, half, scan_form, seed))
+    if trt_build:
+        build_precision = "fp16" if half and precision == "fp32" else precision
+        log("TensorRT-RTX: parsing and building ahead of time on the CPU ...")
+        res = checks.trt_rtx_build(out, build_precision, inputs[0][0], [1, *source.input_size], dynamic_batch)
+        if scan_form == "plugin" and res.status == "fail":
+            res = checks.CheckResult(res.name, "skip", "the plugin form needs the SelectiveScan TensorRT plugin "
+                                     f"library loaded ({res.detail})")
+        report.checks.append(res)
+        log(f"TensorRT-RTX: {res.detail}")
+    seconds["checks"] = time.perf_counter() - t
+    return report
+
+
+def _ort_graph(graph, out: Path):
+    """What ONNX Runtime loads: the file itself, or an FP8-mapped copy when the graph has trt FP8 nodes."""
+    from .checks import fp8_to_standard_qdq
+
+    if any(n.domain == "trt" for n in graph.graph.node):
+        return fp8_to_standard_qdq(graph)
+    return out
+
+
+def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images, seed):
+    from . import checks
+
+    if scan_form == "plugin":
+        return checks.CheckResult("ONNX Runtime parity", "skip",
+                                  "the plugin form's SelectiveScan node has no ONNX Runtime kernel")
+    try:
+        session = checks.ort_session(_ort_graph(graph, out))
+    except Exception as exc:
+        return checks.CheckResult("ONNX Runtime parity", "fail",
+                                  f"ONNX Runtime cannot load the graph: {str(exc).splitlines()[0][:300]}")
+    gen = torch.Generator().manual_seed(seed)
+    batch = 2 if dynamic_batch else 1
+    inputs = [torch.randn(batch, *source.input_size, generator=gen).numpy() for _ in range(max(1, n_images // batch))]
+    ref_model = source.model  # FP32 (or fake-quantized FP32) reference, also for --half
+
+    def reference(x):
+        with torch.no_grad():
+            return ref_model(torch.from_numpy(x)).float().numpy()
+
+    kind = "qdq" if source.precision in ("int8", "fp8") else ("fp16" if half else "fp32")
+    if half and kind == "qdq":
+        kind = "fp16"
+    try:
+        return checks.ort_parity(session, reference, inputs, kind)
+    except Exception as exc:
+        return checks.CheckResult("ONNX Runtime parity", "fail", f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
+
+
+def _batch_check(graph, out, source, dynamic_batch, half, scan_form, seed):
+    from . import checks
+
+    if not dynamic_batch or scan_form == "plugin":
+        return []
+    try:
+        session = checks.ort_session(_ort_graph(graph, out))
+        shapes = []
+        for b in (1, 8):
+            x = np.random.default_rng(seed).standard_normal((b, *source.input_size)).astype(np.float32)
+            y = checks.ort_run(session, x)
+            if y.shape[0] != b:
+                return [checks.CheckResult("dynamic batch", "fail", f"batch {b} gave output {y.shape}")]
+            shapes.append(f"{b} -> {list(y.shape)}")
+        # batch-8 row 0 must equal batch-1 (no cross-batch mixing)
+        x8 = np.random.default_rng(seed + 1).standard_normal((8, *source.input_size)).astype(np.float32)
+        y8, y1 = checks.ort_run(session, x8), checks.ort_run(session, x8[:1])
+        err = checks.relative_error(y8[:1], y1)
+        tol = checks.FP16_TOL if half else 1e-4 if source.precision == "fp32" else checks.QDQ_TOL
+        status = "pass" if err < tol else "fail"
+        return [checks.CheckResult("dynamic batch", status, f"ONNX Runtime batch {', '.join(shapes)}; "
+                                   f"image 0 of batch 8 vs alone: rel err {err:.1e}")]
+    except Exception as exc:
+        return [checks.CheckResult("dynamic batch", "fail", str(exc).splitlines()[0][:300])]
