@@ -274,3 +274,17 @@ def test_tensor_subset(tmp_path):
     found = discover_images(tmp_path / "t.npy", seed=2, limit=10)
     assert len(found) == 10 and list(found.indices) == sorted(found.indices)
     assert _names(found) == [f"t.npy[{i}]" for i in found.indices]
+
+
+def test_csv_first_row_without_known_column_names_is_data(tmp_path):
+    csv = tmp_path / "data.csv"
+    csv.write_text("frames/0001,3\nframes/0002,4\n")
+    found = discover_images(csv)
+    assert [y for _, y in found.items] == [3, 4]
+
+
+def test_csv_with_path_column_only(tmp_path):
+    csv = tmp_path / "data.csv"
+    csv.write_text("id,filename\n1,a.jpg\n2,b.jpg\n")
+    found = discover_images(csv)
+    assert _names(found) == ["a.jpg", "b.jpg"] and found.classes is None

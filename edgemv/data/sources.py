@@ -136,7 +136,8 @@ def _read_rows(path: str) -> List[Tuple[str, Optional[str]]]:
     rows = list(csv.reader(lines, delimiter="\t" if path.lower().endswith(".tsv") else ","))
     rows = [r for r in rows if r and r[0].strip()]
     path_col, label_col = 0, 1
-    if rows and not _is_image(rows[0][0]):  # a header row
+    known = _PATH_COLUMNS + _LABEL_COLUMNS
+    if rows and any(c.strip().lower() in known for c in rows[0]):  # a header row
         header = [h.strip().lower() for h in rows.pop(0)]
         path_col = next((header.index(c) for c in _PATH_COLUMNS if c in header), 0)
         label_col = next((header.index(c) for c in _LABEL_COLUMNS if c in header), None)
