@@ -69,6 +69,24 @@ def _find_in_folder(folder: Path) -> Path:
     raise WeightsError(f"no weights file (*.safetensors, *.pth.tar, *.pth, *.bin) in folder {folder}")
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe of the hub endpoint, so an offline machine fails in seconds instead of minutes of
+    retries inside huggingface_hub."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _download(hub_id: str, variant: Variant) -> Path:
     try:
         from huggingface_hub import hf_hub_download
@@ -76,18 +94,18 @@ def _download(hub_id: str, variant: Variant) -> Path:
         raise WeightsError("huggingface_hub is needed to fetch weights by hub id: pip install huggingface_hub") from exc
     official = variant.pretrained.filename if hub_id.lower() == variant.pretrained.hub_id.lower() else None
     candidates = [f for f in ("model.safetensors", official) if f]
+    url = variant.pretrained.url if official else f"https://huggingface.co/{hub_id}"
+    advice = f"download {url} on a connected machine and pass --weights PATH, or pass --weights random for a dry run"
     last_error = None
     for local_only in (True, False):  # the cache first, then the network
+        if not local_only and not _hub_reachable():
+            raise WeightsError(f"cannot reach Hugging Face to fetch {hub_id} (offline?); {advice}")
         for filename in candidates:
             try:
                 return Path(hf_hub_download(hub_id, filename, local_files_only=local_only))
-            except Exception as exc:  # noqa: BLE001 - offline, missing file, missing repo
+            except Exception as exc:  # noqa: BLE001 - missing file, missing repo, network
                 last_error = exc
-    url = variant.pretrained.url if official else f"https://huggingface.co/{hub_id}"
-    raise WeightsError(
-        f"could not fetch {hub_id} from Hugging Face ({type(last_error).__name__}); "
-        f"download {url} on a connected machine and pass --weights PATH, or pass --weights random for a dry run"
-    )
+    raise WeightsError(f"could not fetch {hub_id} from Hugging Face ({type(last_error).__name__}); {advice}")
 
 
 def resolve_weights(weights, variant: Variant):
