@@ -6,6 +6,7 @@ from .. import __version__
 from .errors import main, run_cli
 from .models import predict, variants
 from .quantize import quantize
+from .validate import validate
 
 __all__ = ["cli", "main", "run_cli"]
 
@@ -28,5 +29,5 @@ def cli():
     """
 
 
-for command in (variants, predict, quantize):
+for command in (variants, predict, quantize, validate):
     cli.add_command(command)
