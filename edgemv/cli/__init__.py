@@ -4,6 +4,7 @@ import click
 
 from .. import __version__
 from .errors import main, run_cli
+from .export import export
 from .models import predict, variants
 from .quantize import quantize
 from .validate import validate
@@ -29,5 +30,5 @@ def cli():
     """
 
 
-for command in (variants, predict, quantize, validate):
+for command in (variants, predict, quantize, validate, export):
     cli.add_command(command)

@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence, Tuple
 from ..errors import EdgemvError
 
 __all__ = ["TrtInfo", "import_tensorrt", "create_network", "configure_precision", "set_targets",
-           "set_workspace", "parse_onnx", "DEFAULT_TARGETS", "FP8_TARGETS"]
+           "set_workspace", "parse_onnx", "quiet_logger", "DEFAULT_TARGETS", "FP8_TARGETS"]
 
 DEFAULT_TARGETS = ("sm_86", "sm_89")  # Ampere desktop (closest to Orin's sm_87) and Ada
 FP8_TARGETS = ("sm_89",)  # FP8 needs Ada or newer
@@ -150,6 +150,23 @@ def parse_onnx(network, info: TrtInfo, logger, path: str) -> Tuple[object, List[
     if not ok and not errors:
         errors.append("the ONNX parser failed without a message")
     return parser, errors
+
+
+def quiet_logger(info: TrtInfo, level: str = "ERROR"):
+    """A logger that keeps TensorRT's messages (in ``.messages``) instead of printing them."""
+    trt = info.module
+
+    class _Collect(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages = []
+
+        def log(self, severity, msg):
+            self.messages.append((str(severity), msg))
+
+    logger = _Collect()
+    logger.min_severity = getattr(trt.ILogger.Severity, level)
+    return logger
 
 
 def optional_info() -> Optional[TrtInfo]:
