@@ -45,9 +45,14 @@ def _mb(n: int) -> str:
 @click.option("--eval-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="At most N held-out images.")
 @click.option("--force", is_flag=True, help="Replace an existing run folder.")
+# --max-drop: added by the validate stage (edgemv.validate.sensitivity.make_plan)
+@click.option("--max-drop", type=float, default=None,
+              help="Budget in points (top-1 drop with labelled --eval data, top-1 disagreement without): keep the "
+                   "most sensitive layer groups in high precision until the held-out drop holds it; the choice and "
+                   "its measurements go to quantize.json ('plan'). Exit status 3 if no choice holds it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage lines.")
 def quantize(variant, weights, precision, calib, calib_size, calib_method, batch_size, device, out, seed, exclude,
-             include, eval_data, eval_size, force, quiet):
+             include, eval_data, eval_size, force, quiet, max_drop=None):
     """Quantize a MambaVision variant to INT8 or FP8 with NVIDIA Model Optimizer (post-training, calibrated).
 
     Calibrates on --calib images with the variant's evaluation transform, keeps the scan, its inputs
@@ -72,6 +77,7 @@ def quantize(variant, weights, precision, calib, calib_size, calib_method, batch
         variant=variant, weights=weights, precision=precision, calib=calib, calib_size=calib_size,
         calib_method=calib_method, batch_size=batch_size, device=device, out=out, seed=seed, include=include,
         exclude=exclude, force=force, eval_data=eval_data, eval_size=eval_size, progress=not quiet, log=log,
+        plan=_max_drop_plan(max_drop, log, device),
         command="edgemv " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgemv") else None,
     )
     info = result.info
@@ -106,3 +112,17 @@ def quantize(variant, weights, precision, calib, calib_size, calib_method, batch
     for name, size in result.sizes.items():
         click.echo(f"saved {result.out_dir / name} ({_mb(size)})")
     click.echo(f"quantize success, {result.seconds:.1f} s, run folder {result.out_dir}")
+    plan = info.get("plan") or {}
+    if max_drop is not None and plan.get("met") is False:  # --max-drop (validate stage)
+        click.echo(f"FAIL: --max-drop {max_drop:g} not reached: {plan['final_drop']:.2f} points with "
+                   f"{', '.join(plan['excluded_groups']) or 'no group'} in high precision", err=True)
+        raise click.exceptions.Exit(3)
+
+
+def _max_drop_plan(max_drop, log, device):
+    """--max-drop: the validate stage's search as run_quantize's ``plan`` hook (None without the option)."""
+    if max_drop is None:
+        return None
+    from ..validate.sensitivity import make_plan
+
+    return make_plan(max_drop, log=log, device=device)
