@@ -132,12 +132,14 @@ def load_quantized(path: Union[str, Path], device: Optional[Union[str, torch.dev
     import modelopt.torch.opt as mto
 
     from ..models import WeightsInfo
+    from .model_quant import quiet_modelopt
 
     folder, model_file, _ = resolve_run(path)
     info = read_run_info(folder)
     model = _rebuild(info)
     try:
-        model = mto.restore(model, str(model_file), map_location="cpu")
+        with quiet_modelopt():
+            model = mto.restore(model, str(model_file), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: one line
         raise RunFolderError(f"cannot restore {model_file}: {type(exc).__name__}: {str(exc)[:200]}") from exc
     weights = info.get("weights") or {}

@@ -129,6 +129,9 @@ class Recipe:
     include: Tuple[str, ...] = ()
     exclude: Tuple[str, ...] = ()
     percentile: float = DEFAULT_PERCENTILE
+    # Entropy: candidate thresholds every ``entropy_stride`` of the 2048 histogram bins (ModelOpt's ``stride``);
+    # 16 keeps the threshold within 0.8% of the range and the search ~16x faster than stride 1.
+    entropy_stride: int = 16
 
     def __post_init__(self):
         self.precision = str(self.precision).lower()
@@ -186,6 +189,7 @@ class Recipe:
             "precision": self.precision,
             "calib_method": self.calib_method,
             "percentile": self.percentile if self.calib_method == "percentile" else None,
+            "entropy_stride": self.entropy_stride if self.calib_method == "entropy" else None,
             "modelopt_preset": "INT8_DEFAULT_CFG" if self.precision == "int8" else "FP8_DEFAULT_CFG",
             "quantized_groups": list(self.quantized_groups),
             "high_precision_groups": list(self.high_precision_groups),

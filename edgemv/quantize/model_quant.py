@@ -18,7 +18,7 @@ from ..errors import EdgemvError
 from .config import Recipe, group_names, group_of, make_recipe
 
 __all__ = ["QuantizeError", "quantize", "quantizer_report", "QuantizerReport", "check_patterns",
-           "disable_all_quantizers", "quantizable_modules"]
+           "disable_all_quantizers", "quantizable_modules", "quiet_modelopt"]
 
 
 class QuantizeError(EdgemvError):
@@ -68,7 +68,7 @@ def quantize(model: torch.nn.Module, recipe: Optional[Recipe] = None,
     check_patterns(model, recipe.exclude, "--exclude")
     model.eval()
     cfg = recipe.to_modelopt()
-    with _quiet_modelopt():
+    with quiet_modelopt():
         if recipe.calib_method == "max":
             return mtq.quantize(model, cfg, forward_loop)
         # Histogram methods: insert quantizers without calibrating, then run ModelOpt's calibrators: weights
@@ -79,7 +79,7 @@ def quantize(model: torch.nn.Module, recipe: Optional[Recipe] = None,
 
 
 @contextlib.contextmanager
-def _quiet_modelopt():
+def quiet_modelopt():
     """ModelOpt prints "Inserted N quantizers" on stdout and warns about packages edgemv does not use
     (transformers); our own report says more. Keep stdout for the command's results."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -96,7 +96,10 @@ def _histogram_calibrate(model, forward_loop, recipe: Recipe) -> None:
     enable_stats_collection(model)
     with torch.no_grad():
         forward_loop(model)
-    kwargs = {"percentile": recipe.percentile} if recipe.calib_method == "percentile" else {}
+    if recipe.calib_method == "percentile":
+        kwargs = {"percentile": recipe.percentile}
+    else:  # entropy: ModelOpt's search is a Python loop over candidate bins (~6 s per quantizer at stride 1)
+        kwargs = {"stride": recipe.entropy_stride}
     for name, q in model.named_modules():
         if not isinstance(q, TensorQuantizer) or q._disabled:
             continue

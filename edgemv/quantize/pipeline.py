@@ -146,6 +146,14 @@ def _model_overrides(model) -> dict:
     return overrides
 
 
+def _input_size(value) -> tuple:
+    """N, (H, W) or (3, H, W) -> (3, H, W)."""
+    if isinstance(value, int):
+        return (3, value, value)
+    value = tuple(int(v) for v in value)
+    return value if len(value) == 3 else (3,) + value
+
+
 def _log_default(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -217,7 +225,7 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
                       "none: the calibration source has a single image")
     if not calib_set.items:
         raise DataError(f"no images left for calibration in {source.source}")
-    size = input_size or model.pretrained_cfg.input_size
+    size = _input_size(input_size) if input_size is not None else tuple(model.pretrained_cfg.input_size)
     transform = eval_transform(model.pretrained_cfg, input_size=input_size)
     times["data"] = time.perf_counter() - t0
     log(f"quantize: calibration {len(calib_set.items)} images from {source.source}; fidelity on "
