@@ -57,8 +57,9 @@ def measure_group_effects(model: torch.nn.Module, calib: Sequence[torch.Tensor],
                           rows: Optional[List[tuple]] = None, log: Callable[[str], None] = print) -> List[dict]:
     """One dict per row: name, groups, top-1 agreement, cosine, KL (and accuracy with ``labels``), seconds."""
     model = model.eval()
-    ref = torch.cat([model(x) for x in evals]).float()
+    ref = torch.cat([model(x) for x in evals]).float().cpu()
     out = []
+    labels = labels.cpu() if labels is not None else None
     if labels is not None:
         acc = (ref.argmax(-1) == labels).double().mean().item()
         out.append({"row": "fp32", "groups": [], "accuracy": acc})
@@ -71,7 +72,7 @@ def measure_group_effects(model: torch.nn.Module, calib: Sequence[torch.Tensor],
     for name, groups in rows or default_rows():
         t0 = time.perf_counter()
         q = quantize(copy.deepcopy(model), _recipe(precision, method, groups), forward_loop)
-        logits = torch.cat([q(x) for x in evals]).float()
+        logits = torch.cat([q(x) for x in evals]).float().cpu()
         fid = compare_logits(ref, logits)
         row = {"row": name, "groups": list(groups), **fid.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
         if labels is not None:
@@ -113,11 +114,13 @@ def main(argv=None) -> int:  # pragma: no cover - a measurement script
     p.add_argument("--method", default="max")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     torch.manual_seed(a.seed)
     kwargs = {"num_classes": a.num_classes} if a.num_classes else {}
-    model = create_model(a.variant, weights=a.weights, **kwargs)
+    model = create_model(a.variant, weights=a.weights, **kwargs).to(a.device)
     transform = eval_transform(model.pretrained_cfg, input_size=a.input_size)
     source = discover_images(a.calib or default_calib_dir())
     if a.eval:
@@ -128,10 +131,16 @@ def main(argv=None) -> int:  # pragma: no cover - a measurement script
         calib_set, eval_set = split_holdout(source, a.seed, a.calib_size, a.eval_size)
     calib, _ = _tensors(calib_set, transform, a.batch_size)
     evals, labels = _tensors(eval_set, transform, a.batch_size)
+    calib, evals = [x.to(a.device) for x in calib], [x.to(a.device) for x in evals]
+    labels = labels.to(a.device) if labels is not None else None
+    rows = default_rows()
+    if a.rows:
+        wanted = [r.strip() for r in a.rows.split(",")]
+        rows = [r for r in rows if r[0] in wanted]
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     log(f"{a.variant} {a.weights} {a.precision} {a.method}: calib {sum(len(x) for x in calib)}, "
         f"eval {sum(len(x) for x in evals)} images")
-    rows = measure_group_effects(model, calib, evals, labels, a.precision, a.method, log=log)
+    rows = measure_group_effects(model, calib, evals, labels, a.precision, a.method, rows=rows, log=log)
     text = json.dumps({"args": vars(a), "rows": rows}, indent=1)
     if a.json:
         with open(a.json, "w") as f:
