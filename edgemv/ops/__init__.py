@@ -14,6 +14,8 @@ import contextlib
 import os
 import sys
 
+import torch
+
 from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_ref import selective_scan_ref
@@ -106,7 +108,7 @@ def onnx_export_context(form: str = "decomposed"):
 
 
 def _exporting_decomposed() -> bool:
-    if _settings["onnx_form"] != "decomposed":
+    if _settings["onnx_form"] != "decomposed" or torch.compiler.is_compiling():
         return False
     onnx_mod = sys.modules.get("torch.onnx")  # not imported: certainly not exporting
     return onnx_mod is not None and onnx_mod.is_in_onnx_export()
@@ -145,8 +147,6 @@ def decompositions():
     For ``ExportedProgram.run_decompositions(edgemv.ops.decompositions())`` (e.g. before the dynamo ONNX exporter
     or a backend that should see plain ops instead of the custom op).
     """
-    import torch
-
     def _decomposed(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl):
         return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 

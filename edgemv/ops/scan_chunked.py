@@ -65,9 +65,17 @@ def _band_cpu(c: int, strict: bool):
     return band, mask, tri
 
 
-def _consts(c: int, strict: bool, device):
+@lru_cache(maxsize=64)
+def _consts_on(c: int, strict: bool, device: str):
     band, mask, tri = _band_cpu(c, strict)
     return band.to(device), mask.to(device), tri.to(device)
+
+
+def _consts(c: int, strict: bool, device):
+    # Cached per device: no host-to-device copy per call (which CUDA-graph capture would refuse).
+    if device.type == "cpu":
+        return _band_cpu(c, strict)
+    return _consts_on(c, strict, str(device))
 
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus: bool = False,

@@ -1,38 +1,52 @@
 """Fused forward selective scan for CUDA, written in Triton.
 
-One program owns one sequence (batch row) and ``BLOCK_D`` channels, and walks the sequence in tiles of ``BLOCK_L``
-steps. Each tile is read once (u, delta as (BLOCK_D, BLOCK_L); B, C as (N, BLOCK_L)), the decays
-``exp(delta * A)`` and inputs ``delta * B * u`` are formed in registers, the linear recurrence inside the tile is an
-associative scan over pairs (decay, input), the state carried in from the previous tile is added, and y is
-written once. The state (BLOCK_D, N) lives in registers for the whole sequence. Arithmetic is float32 whatever the
+One program owns one sequence (batch row) and ``BLOCK_D`` channels, one thread per channel with its N states in
+registers for the whole sequence, and walks the sequence step by step (``BLOCK_L`` steps unrolled per trip):
+read u, delta, B, C of the step once, softplus, decay ``exp(delta * A)`` (exponent <= 0), update the state, reduce
+over N for y, and write y once per trip. (An associative-scan version over (BLOCK_D, N, BLOCK_L) tiles measured
+slower on an H200, 246 us against 205 us at 160 x 196 batch 256 fp16, and was dropped; docs/scan.md.) Arithmetic is float32 whatever the
 input dtype; any strides are accepted (the model passes transposed views), so no copies are made.
 
 This module imports triton at import time: import it only through :func:`available` / :func:`selective_scan_triton`
 callers that have checked for it (``edgemv.ops`` does).
 """
 
+import os
+
 import torch
 import triton
 import triton.language as tl
-
-try:  # precise log1p for softplus of very negative inputs (lg2.approx loses them)
-    from triton.language.extra import libdevice as _libdevice
-except ImportError:  # pragma: no cover - older triton layouts
-    from triton.language.extra.cuda import libdevice as _libdevice
 
 __all__ = ["selective_scan_triton", "pick_config"]
 
 _LOG2E = 1.4426950408889634
 
 
-@triton.jit
-def _combine(a_prev, b_prev, a_next, b_next):
-    # (a_prev, b_prev) is applied first: h -> a_next * (a_prev * h + b_prev) + b_next
-    return a_prev * a_next, b_prev * a_next + b_next
+_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"  # CPU interpreter (tests of the kernel logic)
 
 
 @triton.jit
-def _scan_fwd_kernel(
+def _softplus(x, PRECISE: tl.constexpr):
+    # torch's softplus (threshold 20), branch-free and accurate for very negative x (where log(1 + e^x) through
+    # an approximate log would lose e^x):  softplus(x) = max(x, 0) + log1p(v), v = exp(-|x|) in (0, 1], and
+    # log1p(v) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), s = v / (2 + v) <= 1/3, 8 terms (error < 2e-9).
+    # A branch would split the unrolled steps into basic blocks and stop the loads being scheduled early.
+    v = tl.exp(-tl.abs(x))
+    s = tl.fdiv(v, 2.0 + v)
+    q = s * s
+    p = 1.0 / 15.0 + q * (1.0 / 17.0)
+    p = 1.0 / 13.0 + q * p
+    p = 1.0 / 11.0 + q * p
+    p = 1.0 / 9.0 + q * p
+    p = 1.0 / 7.0 + q * p
+    p = 1.0 / 5.0 + q * p
+    p = 1.0 / 3.0 + q * p
+    p = 1.0 + q * p
+    return tl.where(x <= 20.0, tl.maximum(x, 0.0) + 2.0 * s * p, x)
+
+
+@triton.jit
+def _scan_seq_kernel(
     u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr,
     dim, length,
     su_b, su_d, su_l,
@@ -49,63 +63,173 @@ def _scan_fwd_kernel(
     HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     SOFTPLUS: tl.constexpr,
+    PRECISE: tl.constexpr,
 ):
+    # One thread per channel holding its N states; the sequence is walked step by step, BLOCK_L steps unrolled
+    # per trip. y of the trip is collected in registers and stored once at its end: a store between two steps
+    # would pin the next step's loads behind it (y may alias the inputs as far as the compiler knows), exposing
+    # a memory latency per step; without it the loads of the whole trip issue ahead of the arithmetic.
+    # The state is laid out (N, BLOCK_D): channels across threads, states inside a thread (the reduction over N
+    # for y stays in registers).
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
     offs_n = tl.arange(0, N)
     dmask = offs_d < dim
-
-    # exp(x) = exp2(x * log2 e): fold the constant into A once.
-    a2 = tl.load(A_ptr + offs_d[:, None] * sA_d + offs_n[None, :] * sA_n, mask=dmask[:, None], other=0.0)
+    a2 = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=dmask[None, :], other=0.0)
     a2 = a2.to(tl.float32) * 1.4426950408889634
     if HAS_D:
         dskip = tl.load(D_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
     if HAS_BIAS:
         dbias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
-
-    u_base = u_ptr + pid_b * su_b + offs_d[:, None] * su_d
-    dt_base = dt_ptr + pid_b * sdt_b + offs_d[:, None] * sdt_d
-    y_base = y_ptr + pid_b * sy_b + offs_d[:, None] * sy_d
-    B_base = B_ptr + pid_b * sB_b + offs_n[:, None] * sB_n
-    C_base = C_ptr + pid_b * sC_b + offs_n[:, None] * sC_n
+    u_base = u_ptr + pid_b * su_b + offs_d * su_d
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    B_base = B_ptr + pid_b * sB_b + offs_n * sB_n
+    C_base = C_ptr + pid_b * sC_b + offs_n * sC_n
     if HAS_Z:
-        z_base = z_ptr + pid_b * sz_b + offs_d[:, None] * sz_d
-
-    h = tl.zeros((BLOCK_D, N), dtype=tl.float32)
-    last = tl.arange(0, BLOCK_L) == BLOCK_L - 1
+        z_base = z_ptr + pid_b * sz_b + offs_d * sz_d
+    h = tl.zeros((N, BLOCK_D), dtype=tl.float32)
+    cols = tl.arange(0, BLOCK_L)
     for l0 in range(0, length, BLOCK_L):
-        offs_l = l0 + tl.arange(0, BLOCK_L)
-        lmask = offs_l < length
-        m2 = dmask[:, None] & lmask[None, :]
-        u = tl.load(u_base + offs_l[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
-        dt = tl.load(dt_base + offs_l[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
-        Bt = tl.load(B_base + offs_l[None, :] * sB_l, mask=lmask[None, :], other=0.0).to(tl.float32)
-        Ct = tl.load(C_base + offs_l[None, :] * sC_l, mask=lmask[None, :], other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt = dt + dbias[:, None]
-        if SOFTPLUS:
-            dt = tl.where(dt <= 20.0, _libdevice.log1p(tl.exp(dt)), dt)
-        dt = tl.where(m2, dt, 0.0)  # steps past the end: decay 1, no input, so the state passes through
-        decay = tl.exp2(dt[:, None, :] * a2[:, :, None])  # (BLOCK_D, N, BLOCK_L), exponent <= 0
-        drive = (dt * u)[:, None, :] * Bt[None, :, :]
-        acc_decay, acc_state = tl.associative_scan((decay, drive), axis=2, combine_fn=_combine)
-        states = acc_state + acc_decay * h[:, :, None]
-        y = tl.sum(states * Ct[None, :, :], axis=1)  # (BLOCK_D, BLOCK_L)
-        if HAS_D:
-            y = y + dskip[:, None] * u
-        if HAS_Z:
-            zt = tl.load(z_base + offs_l[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
-            y = y * (zt * tl.sigmoid(zt))
-        tl.store(y_base + offs_l[None, :] * sy_l, y.to(y_ptr.dtype.element_ty), mask=m2)
-        h = tl.sum(tl.where(last[None, None, :], states, 0.0), axis=2)
+        y_tile = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
+        for i in tl.static_range(BLOCK_L):
+            t = l0 + i
+            tvalid = t < length
+            m = dmask & tvalid
+            u = tl.load(u_base + t * su_l, mask=m, other=0.0).to(tl.float32)
+            dt = tl.load(dt_base + t * sdt_l, mask=m, other=0.0).to(tl.float32)
+            Bt = tl.load(B_base + t * sB_l, mask=(offs_n < N) & tvalid, other=0.0).to(tl.float32)
+            Ct = tl.load(C_base + t * sC_l, mask=(offs_n < N) & tvalid, other=0.0).to(tl.float32)
+            if HAS_BIAS:
+                dt = dt + dbias
+            if SOFTPLUS:
+                dt = _softplus(dt, PRECISE)
+            dt = tl.where(m, dt, 0.0)
+            h = tl.exp2(dt[None, :] * a2) * h + Bt[:, None] * (dt * u)[None, :]
+            y = tl.sum(h * Ct[:, None], axis=0)
+            if HAS_D:
+                y = y + dskip * u
+            if HAS_Z:
+                zt = tl.load(z_base + t * sz_l, mask=m, other=0.0).to(tl.float32)
+                y = y * (zt * tl.sigmoid(zt))
+            y_tile = tl.where(cols[None, :] == i, y[:, None], y_tile)
+        offs_l = l0 + cols
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
+                 mask=dmask[:, None] & (offs_l[None, :] < length))
+
+
+@triton.jit
+def _state_step(h, a2, dt, du, b_n, c_n, y):
+    # one state of one step: h <- exp(dt * A) h + dt u B ; y += C h
+    h = tl.exp2(dt * a2) * h + du * b_n
+    return h, y + h * c_n
+
+
+@triton.jit
+def _scan_n8_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr,
+    dim, length,
+    su_b, su_d, su_l,
+    sdt_b, sdt_d, sdt_l,
+    sA_d, sA_n,
+    sB_b, sB_n, sB_l,
+    sC_b, sC_n, sC_l,
+    sz_b, sz_d, sz_l,
+    sy_b, sy_d, sy_l,
+    BLOCK_D: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    PRECISE: tl.constexpr,
+):
+    # N = 8 (MambaVision's d_state), written out: the eight states of a channel are eight 1-D register tensors
+    # in the same layout as u and delta (one channel per thread), so a step needs no layout conversion, no
+    # shuffle and no shared memory; B_t and C_t are scalar (broadcast) loads.
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    dmask = offs_d < dim
+    a_row = A_ptr + offs_d * sA_d
+    a0 = tl.load(a_row + 0 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a1 = tl.load(a_row + 1 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a2 = tl.load(a_row + 2 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a3 = tl.load(a_row + 3 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a4 = tl.load(a_row + 4 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a5 = tl.load(a_row + 5 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a6 = tl.load(a_row + 6 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    a7 = tl.load(a_row + 7 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
+    if HAS_D:
+        dskip = tl.load(D_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
+    if HAS_BIAS:
+        dbias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
+    u_base = u_ptr + pid_b * su_b + offs_d * su_d
+    dt_base = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    B_base = B_ptr + pid_b * sB_b
+    C_base = C_ptr + pid_b * sC_b
+    if HAS_Z:
+        z_base = z_ptr + pid_b * sz_b + offs_d * sz_d
+    h0 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h1 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h2 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h3 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h4 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h5 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h6 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    cols = tl.arange(0, BLOCK_L)
+    for l0 in range(0, length, BLOCK_L):
+        y_tile = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
+        for i in tl.static_range(BLOCK_L):
+            t = l0 + i
+            tvalid = t < length
+            m = dmask & tvalid
+            u = tl.load(u_base + t * su_l, mask=m, other=0.0).to(tl.float32)
+            dt = tl.load(dt_base + t * sdt_l, mask=m, other=0.0).to(tl.float32)
+            bp = B_base + t * sB_l
+            cp = C_base + t * sC_l
+            if HAS_BIAS:
+                dt = dt + dbias
+            if SOFTPLUS:
+                dt = _softplus(dt, PRECISE)
+            dt = tl.where(m, dt, 0.0)
+            du = dt * u
+            y = tl.zeros((BLOCK_D,), dtype=tl.float32)
+            h0, y = _state_step(h0, a0, dt, du, tl.load(bp + 0 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 0 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h1, y = _state_step(h1, a1, dt, du, tl.load(bp + 1 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 1 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 2 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 3 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 4 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 5 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 6 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
+                                tl.load(cp + 7 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
+            if HAS_D:
+                y = y + dskip * u
+            if HAS_Z:
+                zt = tl.load(z_base + t * sz_l, mask=m, other=0.0).to(tl.float32)
+                y = y * (zt * tl.sigmoid(zt))
+            y_tile = tl.where(cols[None, :] == i, y[:, None], y_tile)
+        # One store per trip: a store between steps would keep the next steps' loads behind it (the compiler
+        # cannot prove y does not alias the inputs), exposing a memory latency per step.
+        offs_l = l0 + cols
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
+                 mask=dmask[:, None] & (offs_l[None, :] < length))
 
 
 def pick_config(dim: int, length: int):
     """(BLOCK_D, BLOCK_L, num_warps) for a problem; chosen by the sweep in bench/scan.py (docs/benchmarks.md)."""
-    block_l = min(64, max(16, triton.next_power_of_2(length)))
-    block_d = 16 if block_l >= 64 else 32
-    return block_d, block_l, 4
+    return 32, 8, 1
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -126,12 +250,14 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     bt = delta_bias if delta_bias is not None else dummy
     sz = zt.stride() if z is not None else (0, 0, 0)
     grid = (batch, triton.cdiv(dim, bd))
-    _scan_fwd_kernel[grid](
+    kernel, extra = (_scan_n8_kernel, {}) if n == 8 else (_scan_seq_kernel, {"N": n})
+    kernel[grid](
         u, delta, A, B, C, Dt, zt, bt, y,
         dim, length,
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(),
-        N=n, BLOCK_D=bd, BLOCK_L=bl,
+        BLOCK_D=bd, BLOCK_L=bl, **extra,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
+        PRECISE=not _INTERPRET,
         num_warps=nw,
     )
     return y

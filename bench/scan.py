@@ -1,0 +1,283 @@
+"""Selective scan on CUDA: correctness of 'triton' and 'chunked' against a float64 reference, then timings.
+
+    python bench/scan.py                 # correctness + timings at MambaVision-T shapes, table last
+    python bench/scan.py --smoke         # a few cases, one shape (first check on a new machine)
+    python bench/scan.py --sweep         # also sweep the Triton tile sizes (BLOCK_D, BLOCK_L, warps)
+    python bench/scan.py --cpu           # CPU: time 'ref' against 'chunked' (chunk lengths) for 'auto'
+
+Bytes counted per call: u, delta, B, C read once and y written once (A, D, delta_bias are negligible). Times are
+medians of triton.testing.do_bench (which clears L2 before each run) on the layouts the model passes (delta, B and
+C are strided views), and the copy bandwidth is a large device-to-device copy measured in the same run.
+"""
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from edgemv.ops import selective_scan_chunked, selective_scan_ref  # noqa: E402
+
+
+def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Independent sequential reference in float64."""
+    u, d = u.double(), delta.double()
+    if delta_bias is not None:
+        d = d + delta_bias.double()[:, None]
+    if delta_softplus:
+        d = F.softplus(d)
+    A, B, C = A.double(), B.double(), C.double()
+    h = u.new_zeros(u.shape[0], u.shape[1], A.shape[1])
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(d[:, :, t, None] * A) * h + (d[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1))
+    y = torch.stack(ys, -1)
+    if D is not None:
+        y = y + u * D.double()[:, None]
+    if z is not None:
+        y = y * F.silu(z.double())
+    return y
+
+
+def make_inputs(batch, dim, length, dtype, device, big=False, has_d=True, has_z=False, has_bias=True,
+                model_layout=True, n=8, gen=None):
+    """Random inputs; with ``model_layout`` delta, B, C are the strided views MambaVision's mixer passes."""
+    g = gen
+    r = lambda *s: torch.randn(*s, generator=g, device=device)  # noqa: E731
+    u = r(batch, dim, length).to(dtype)
+    A = -torch.exp(r(dim, n) * 0.5 + (1.0 if big else 0.0))
+    if big:  # |delta * A| up to ~50: softplus'd large steps
+        delta = (torch.rand(batch, length, dim, generator=g, device=device) * 12).to(dtype)
+    else:
+        delta = (r(batch, length, dim) - 2.0).to(dtype)
+    if not model_layout:
+        delta = delta.contiguous()
+    delta = delta.transpose(1, 2)
+    xdbl = r(batch, length, 5 + 2 * n).to(dtype)
+    B, C = xdbl[..., 5:5 + n].transpose(1, 2), xdbl[..., 5 + n:].transpose(1, 2)
+    if not model_layout:
+        delta, B, C = delta.contiguous(), B.contiguous(), C.contiguous()
+    D = r(dim) if has_d else None
+    z = r(batch, dim, length).to(dtype) if has_z else None
+    bias = (r(dim) * 0.5 - (0.0 if big else 1.0)) if has_bias else None
+    return dict(u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=bias, delta_softplus=True)
+
+
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def correctness(impls, device, smoke=False):
+    from edgemv.ops.op import run_impl
+
+    g = torch.Generator(device=device)
+    g.manual_seed(int(time.time()))
+    cases = []
+    Ls = [1, 2, 7, 49, 64, 196, 256, 1024]
+    dims = [8, 160, 320, 784]
+    batches = [1, 3, 16]
+    dtypes = [torch.float32, torch.float16, torch.bfloat16]
+    for i, L in enumerate(Ls):  # covering set: every L, dim, batch, dtype and option appears
+        for j, dt in enumerate(dtypes):
+            dim = dims[(i + j) % 4]
+            b = batches[(i + 2 * j) % 3]
+            cases.append((b, dim, L, dt, bool((i + j) % 2), (i + j) % 3 == 0, (i % 2) == 0, j != 1, (i + j) % 2 == 0))
+    cases.append((16, 784, 1024, torch.float16, True, True, True, True, True))
+    if smoke:
+        cases = cases[::5]
+    rows, worst = [], {}
+    for (b, dim, L, dt, big, has_z, has_d, has_bias, model_layout) in cases:
+        inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, model_layout, gen=g)
+        ref = scan_f64(**inp)
+        for impl in impls:
+            y = run_impl(impl, **inp)
+            ok_dtype = y.dtype == dt
+            err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+            passed = ok_dtype and math.isfinite(err) and err < TOL[dt]
+            key = (impl, str(dt).split(".")[-1])
+            worst[key] = max(worst.get(key, 0.0), err)
+            rows.append(dict(impl=impl, batch=b, dim=dim, L=L, dtype=str(dt), big=big, z=has_z, D=has_d,
+                             bias=has_bias, err=err, passed=passed))
+            if not passed:
+                print(f"FAIL {impl} b={b} D={dim} L={L} {dt} big={big} z={has_z} D={has_d} bias={has_bias} "
+                      f"model_layout={model_layout} err={err:.3e} dtype_ok={ok_dtype}", flush=True)
+    n_fail = sum(not r["passed"] for r in rows)
+    print(f"correctness: {len(rows) - n_fail}/{len(rows)} passed")
+    for (impl, dt), e in sorted(worst.items()):
+        print(f"  worst rel err {impl:8s} {dt:9s} {e:.2e} (tol {TOL[getattr(torch, dt)]:.0e})")
+    return rows, n_fail
+
+
+def copy_bandwidth(device):
+    from triton.testing import do_bench
+
+    x = torch.empty(512 * 2**20, dtype=torch.uint8, device=device).random_()  # 512 MiB
+    y = torch.empty_like(x)
+    ms = do_bench(lambda: y.copy_(x), warmup=50, rep=300, return_mode="median")
+    return 2 * x.numel() / (ms * 1e-3) / 1e9
+
+
+def scan_bytes(b, dim, L, dtype, n=8):
+    e = torch.finfo(dtype).bits // 8
+    return e * (3 * b * dim * L + 2 * b * n * L)
+
+
+def device_time_ms(make_fn, nbytes, reps=20):
+    """Median device time of one call, from CUDA-graph replays over rotating input sets.
+
+    The graph runs the call on K different input sets (K * bytes >= 4x the L2 size), so the data come from device
+    memory as they would in a model, and launch overhead is out of the number.
+    """
+    l2 = torch.cuda.get_device_properties(0).L2_cache_size
+    k = int(min(64, max(2, math.ceil(4 * l2 / nbytes))))
+    fns = [make_fn() for _ in range(k)]
+    for f in fns:
+        f()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for f in fns:
+            f()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        graph.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / k)
+    del graph
+    return sorted(times)[len(times) // 2]
+
+
+def _fn_for(impl, inp, cfg=None):
+    from edgemv.ops.scan_triton import selective_scan_triton
+
+    if impl == "triton":
+        bd, bl, nw = cfg or (None, None, None)
+        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw)
+    if impl == "chunked":
+        return lambda: selective_scan_chunked(**inp)
+    return lambda: selective_scan_ref(**inp)
+
+
+def timings(device, impls, batches, shapes, dtypes, copy_gbs):
+    """Device time (graph replays, rotating inputs) and eager time (do_bench: launch overhead included)."""
+    from triton.testing import do_bench
+
+    from edgemv.ops.scan_triton import pick_config
+
+    rows = []
+    for (dim, L), b, dt, impl in itertools.product(shapes, batches, dtypes, impls):
+        if impl == "ref" and (b != 128 or dt != torch.float16):
+            continue
+        nbytes = scan_bytes(b, dim, L, dt)
+        ms = device_time_ms(lambda: _fn_for(impl, make_inputs(b, dim, L, dt, device)), nbytes,
+                            reps=20 if impl != "ref" else 3)
+        inp = make_inputs(b, dim, L, dt, device)
+        eager = do_bench(_fn_for(impl, inp), warmup=25, rep=100 if impl != "ref" else 20, return_mode="median")
+        gbs = nbytes / (ms * 1e-3) / 1e9
+        rows.append(dict(impl=impl, dim=dim, L=L, batch=b, dtype=str(dt).split(".")[-1], ms=ms, eager_ms=eager,
+                         gbs=gbs, frac_copy=gbs / copy_gbs,
+                         config=pick_config(dim, L) if impl == "triton" else None))
+        print(f"  {impl:8s} {dim}x{L} b={b} {rows[-1]['dtype']:8s} device {ms*1e3:8.1f} us  eager {eager*1e3:8.1f} us"
+              f"  {gbs:6.0f} GB/s {100*gbs/copy_gbs:5.1f}% of copy", flush=True)
+    return rows
+
+
+SWEEP = [(32, 8, 1), (32, 16, 1), (64, 8, 2), (64, 16, 2), (128, 8, 4), (64, 8, 1), (32, 4, 1)]
+
+
+def sweep(device, shapes, batch=256, dtype=torch.float16):
+    rows = []
+    for (dim, L) in shapes:
+        nbytes = scan_bytes(batch, dim, L, dtype)
+        for cfg in SWEEP:
+            try:
+                ms = device_time_ms(lambda: _fn_for("triton", make_inputs(batch, dim, L, dtype, device), cfg),
+                                    nbytes, reps=10)
+            except Exception as exc:  # out of resources etc.
+                print(f"  sweep {dim}x{L} {cfg}: {type(exc).__name__}: {str(exc)[:100]}", flush=True)
+                continue
+            rows.append(dict(dim=dim, L=L, batch=batch, cfg=cfg, ms=ms))
+            print(f"  sweep {dim}x{L} b={batch} BLOCK_D,BLOCK_L,warps={cfg}: {ms*1e3:7.1f} us", flush=True)
+    return rows
+
+
+def cpu_auto(threads):
+    torch.set_num_threads(threads)
+
+    def tmin(f, n=9):
+        f()
+        ts = []
+        for _ in range(n):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return min(ts) * 1e3
+
+    print(f"CPU, {threads} threads, torch {torch.__version__}: min of 9 runs, ms")
+    for (dim, L), b in itertools.product(((160, 196), (320, 49), (160, 1024), (320, 256)), (1, 8)):
+        inp = make_inputs(b, dim, L, torch.float32, "cpu")
+        row = [f"ref {tmin(lambda: selective_scan_ref(**inp)):7.2f}"]
+        for c in (4, 7, 10, 16, 32):
+            if c <= L:
+                row.append(f"c{c} {tmin(lambda: selective_scan_chunked(**inp, chunk=c)):7.2f}")
+        row.append(f"default {tmin(lambda: selective_scan_chunked(**inp)):7.2f}")
+        print(f"{dim}x{L} b={b}: " + "  ".join(row), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--sweep", action="store_true")
+    ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    args = ap.parse_args()
+    if args.cpu:
+        cpu_auto(args.threads)
+        return
+    import triton
+
+    device = "cuda"
+    name = torch.cuda.get_device_name()
+    print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}, "
+          f"python {platform.python_version()}", flush=True)
+    rows, n_fail = correctness(("triton", "chunked"), device, smoke=args.smoke)
+    copy_gbs = copy_bandwidth(device)
+    print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)", flush=True)
+    shapes = ((160, 196), (320, 49))
+    batches = (128,) if args.smoke else (64, 128, 256)
+    dtypes = (torch.float16,) if args.smoke else (torch.float16, torch.float32)
+    impls = ("triton",) if args.smoke else ("triton", "chunked", "ref")
+    srows = sweep(device, shapes) if args.sweep else []
+    trows = timings(device, impls, batches, shapes, dtypes, copy_gbs)
+    with open(os.path.join(args.out, "scan_bench.json"), "w") as f:
+        json.dump(dict(device=name, torch=torch.__version__, triton=triton.__version__, copy_gbs=copy_gbs,
+                       correctness=rows, timings=trows, sweep=srows), f, indent=1)
+    bar = {(160, 196): 0.121, (320, 49): 0.131}
+    print("\n| impl | shape (D x L) | batch | dtype | device time (us) | eager call (us) | GB/s | % of copy "
+          "| vs mamba_ssm b128 fp16 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in trows:
+        speed = f"{bar[(r['dim'], r['L'])] / r['ms']:.1f}x" if (r["batch"] == 128 and r["dtype"] == "float16") else ""
+        print(f"| {r['impl']} | {r['dim']} x {r['L']} | {r['batch']} | {r['dtype']} | {r['ms']*1e3:.1f} | "
+              f"{r['eager_ms']*1e3:.1f} | "
+              f"{r['gbs']:.0f} | {100*r['frac_copy']:.1f}% | {speed} |")
+    print(f"\ncopy bandwidth {copy_gbs:.0f} GB/s; correctness {len(rows) - n_fail}/{len(rows)} passed; {name}")
+    sys.exit(1 if n_fail else 0)
+
+
+if __name__ == "__main__":
+    main()
