@@ -51,13 +51,42 @@ def _recipe(precision, method, groups):
     return make_recipe(precision, method, include=include, quantized_groups=quantized)
 
 
+class _MixerTap:
+    """Records the output of every MambaVisionMixer (the SSM branch + z, after out_proj) during a forward."""
+
+    def __init__(self, model):
+        self.outputs, self.handles = [], []
+        for m in model.modules():
+            if type(m).__name__ == "MambaVisionMixer":
+                self.handles.append(m.register_forward_hook(lambda mod, i, o: self.outputs.append(o.float().cpu())))
+
+    def run(self, model, evals):
+        self.outputs = []
+        logits = torch.cat([model(x) for x in evals]).float().cpu()
+        return logits, list(self.outputs)
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def _mixer_error(ref_outs, outs) -> Optional[float]:
+    """Mean over mixers of ||y_q - y_fp32|| / ||y_fp32||: how much a recipe disturbs the mixers' outputs."""
+    if not ref_outs:
+        return None
+    errs = [((a - b).norm() / b.norm().clamp_min(1e-12)).item() for a, b in zip(outs, ref_outs)]
+    return sum(errs) / len(errs)
+
+
 @torch.no_grad()
 def measure_group_effects(model: torch.nn.Module, calib: Sequence[torch.Tensor], evals: Sequence[torch.Tensor],
                           labels: Optional[torch.Tensor] = None, precision: str = "int8", method: str = "max",
                           rows: Optional[List[tuple]] = None, log: Callable[[str], None] = print) -> List[dict]:
     """One dict per row: name, groups, top-1 agreement, cosine, KL (and accuracy with ``labels``), seconds."""
     model = model.eval()
-    ref = torch.cat([model(x) for x in evals]).float().cpu()
+    tap = _MixerTap(model)
+    ref, ref_mixers = tap.run(model, evals)
+    tap.close()
     out = []
     labels = labels.cpu() if labels is not None else None
     if labels is not None:
@@ -72,15 +101,20 @@ def measure_group_effects(model: torch.nn.Module, calib: Sequence[torch.Tensor],
     for name, groups in rows or default_rows():
         t0 = time.perf_counter()
         q = quantize(copy.deepcopy(model), _recipe(precision, method, groups), forward_loop)
-        logits = torch.cat([q(x) for x in evals]).float().cpu()
+        tap = _MixerTap(q)
+        logits, mixers = tap.run(q, evals)
+        tap.close()
         fid = compare_logits(ref, logits)
-        row = {"row": name, "groups": list(groups), **fid.as_dict(), "seconds": round(time.perf_counter() - t0, 1)}
+        row = {"row": name, "groups": list(groups), **fid.as_dict(), "mixer_rel_err": _mixer_error(ref_mixers, mixers),
+               "seconds": round(time.perf_counter() - t0, 1)}
         if labels is not None:
             row["accuracy"] = (logits.argmax(-1) == labels).double().mean().item()
         out.append(row)
         acc = f", accuracy {row['accuracy'] * 100:.2f}%" if labels is not None else ""
+        merr = row["mixer_rel_err"]
+        merr = f", mixer rel. err {merr:.4f}" if merr is not None else ""
         log(f"{name}: top-1 agreement {fid.top1_agreement * 100:.1f}%, cosine {fid.cosine_mean:.5f}, "
-            f"KL {fid.kl_mean:.3g}{acc}  ({row['seconds']}s)")
+            f"KL {fid.kl_mean:.3g}{merr}{acc}  ({row['seconds']}s)")
         del q
     return out
 
