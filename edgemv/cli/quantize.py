@@ -114,9 +114,10 @@ def quantize(variant, weights, precision, calib, calib_size, calib_method, batch
     click.echo(f"quantize success, {result.seconds:.1f} s, run folder {result.out_dir}")
     plan = info.get("plan") or {}
     if max_drop is not None and plan.get("met") is False:  # --max-drop (validate stage)
-        click.echo(f"FAIL: --max-drop {max_drop:g} not reached: {plan['final_drop']:.2f} points with "
-                   f"{', '.join(plan['excluded_groups']) or 'no group'} in high precision", err=True)
-        raise click.exceptions.Exit(3)
+        from .validate import BudgetExceeded
+
+        raise BudgetExceeded(f"--max-drop {max_drop:g} not reached: {plan['final_drop']:.2f} points with "
+                             f"{', '.join(plan['excluded_groups']) or 'no group'} in high precision")
 
 
 def _max_drop_plan(max_drop, log, device):

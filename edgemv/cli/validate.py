@@ -9,9 +9,23 @@ import click
 from .options import VariantType, batch_size_option, device_option, seed_option
 from .table import format_table
 
-__all__ = ["validate", "EXIT_BUDGET"]
+__all__ = ["validate", "EXIT_BUDGET", "BudgetExceeded"]
 
 EXIT_BUDGET = 3  # the drop exceeds --max-drop (1 is any other error, 2 a usage error)
+
+
+class BudgetExceeded(click.ClickException):
+    """Over budget: exit status 3 and one line (a ClickException, so run_cli and Click's own main both exit 3)."""
+
+    exit_code = EXIT_BUDGET
+
+    def __init__(self, message: str, quiet: bool = False):
+        super().__init__(message)
+        self.quiet = quiet
+
+    def show(self, file=None):
+        if not self.quiet:
+            click.echo(f"FAIL: {self.message}", err=True)
 
 
 def _max_drop(value):
@@ -86,7 +100,7 @@ def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, refe
         teardown(ctx)
     if not main:
         if not report.passed:
-            raise click.exceptions.Exit(EXIT_BUDGET)
+            raise BudgetExceeded(report.budget.line(), quiet=True)
         return
     out_dir = out or (report.candidate.path if report.candidate.kind == "torch-quantized" else None)
     if out_dir is None and report.candidate.path and os.path.isfile(
@@ -137,5 +151,4 @@ def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, refe
     if report.passed:
         click.echo(f"PASS: {report.budget.line()}", err=True)
     else:
-        click.echo(f"FAIL: {report.budget.line()}", err=True)
-        raise click.exceptions.Exit(EXIT_BUDGET)
+        raise BudgetExceeded(report.budget.line())
