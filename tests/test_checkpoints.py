@@ -42,6 +42,18 @@ def test_pickle_round_trip(tmp_path, source, container, prefix, suffix):
     _same_logits(create_model("test", weights=path), x, logits)
 
 
+def test_training_checkpoint_with_args_namespace(tmp_path, source):
+    """timm-style training checkpoints carry their argparse.Namespace (and paths) beside the weights."""
+    import argparse
+    import pathlib
+
+    model, x, logits = source
+    args = argparse.Namespace(model="mamba_vision_T", lr=5e-4, output=pathlib.PosixPath("/tmp/out"))
+    torch.save({"epoch": 309, "arch": "mamba_vision_T", "state_dict": model.state_dict(), "args": args,
+                "version": 2, "metric": 82.3}, tmp_path / "train.pth.tar")
+    _same_logits(create_model("test", weights=tmp_path / "train.pth.tar"), x, logits)
+
+
 def test_state_dict_preferred_over_ema(tmp_path, source):
     model, x, logits = source
     ema = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}

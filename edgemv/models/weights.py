@@ -3,8 +3,10 @@
 Pickled checkpoints load with ``weights_only=True``; safetensors files are preferred where a folder has both.
 """
 
+import argparse
 import hashlib
 import os
+import pathlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,12 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# Plain attribute/value holders that training scripts put beside the weights (timm's train.py saves its
+# argparse.Namespace as 'args'). Unpickling them runs no code, so weights_only loading may allow them.
+_HARMLESS_GLOBALS = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath,
+                     pathlib.PureWindowsPath]
+
+
 def read_checkpoint(path) -> dict:
     """Read a checkpoint file into a dict (nothing executed: weights_only pickles or safetensors)."""
     path = Path(path)
@@ -53,7 +61,8 @@ def read_checkpoint(path) -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_HARMLESS_GLOBALS):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reader error becomes one line for the user
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
