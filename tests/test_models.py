@@ -217,3 +217,22 @@ def test_mixer_equals_independent_float64(dim, length):
     ref = reference_mixer64(m, h.double())
     rel = (out.double() - ref).norm() / ref.norm()
     assert rel < 1e-5, rel
+
+
+def test_backbone_window_presets():
+    det = meta_model("s", features_only=True, window_preset="detection")
+    seg = meta_model("s", features_only=True, window_preset="segmentation")
+    assert [lvl.window_size for lvl in det.levels][2:] == [112, 56]
+    assert [lvl.window_size for lvl in seg.levels][2:] == [160, 56]
+    with pytest.raises(UnknownVariantError, match="no official 'detection' windows for variant 'l2'"):
+        meta_model("l2", features_only=True, window_preset="detection")
+
+
+def test_norm_eps_values():
+    """The official eps values (LayerNorm 1e-5 is too small an effect for the parity check to see)."""
+    model = meta_model("t")
+    assert model.patch_embed.conv_down[1].eps == 1e-4 and model.patch_embed.conv_down[4].eps == 1e-4
+    assert model.levels[0].blocks[0].norm1.eps == 1e-5 and model.norm.eps == 1e-5
+    assert model.levels[2].blocks[0].norm1.eps == 1e-5 and model.levels[3].blocks[3].norm2.eps == 1e-5
+    assert model.levels[0].blocks[0].act1.approximate == "tanh"
+    assert model.levels[2].blocks[0].mlp.act.approximate == "none"

@@ -18,6 +18,7 @@ __all__ = [
     "list_variants",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "BACKBONE_WINDOWS",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -120,6 +121,15 @@ VARIANTS["test"] = Variant(
     official_name="",
     params_m=0.0,
 )
+
+
+# Window sizes of the official detection (Cascade Mask R-CNN, COCO) and segmentation (UperNet, ADE20K) backbone
+# configs. Windows cannot be read from weights, so a backbone must be built with the windows it was trained with.
+BACKBONE_WINDOWS = {
+    "detection": {"t": (8, 8, 112, 56), "s": (8, 8, 112, 56), "b": (8, 8, 112, 56)},
+    "segmentation": {"t": (8, 8, 64, 32), "s": (8, 8, 160, 56), "b": (8, 8, 64, 32),
+                     "l3-256-21k": (8, 8, 64, 32), "l3-512-21k": (8, 8, 64, 32)},
+}
 
 
 def _normalise(name: str) -> str:
