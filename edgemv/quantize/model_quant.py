@@ -29,7 +29,7 @@ def _mtq():
     try:
         import modelopt.torch.quantization as mtq
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise QuantizeError("NVIDIA Model Optimizer is needed: pip install nvidia-modelopt") from exc
+        raise QuantizeError(f"NVIDIA Model Optimizer is needed: pip install nvidia-modelopt ({exc})") from exc
     return mtq
 
 
