@@ -192,8 +192,8 @@ def test_torchrun_two_processes_equal_one(runs, digits, tmp_path):
     assert run_cli(cli, ["validate", runs["int8"], "--data", digits["val"], "--report", str(one), "-q",
                          "--max-drop", "2", "--batch-size", "32"]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--master-port", "0", "-m", "edgemv", "validate", runs["int8"], "--data", digits["val"],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node", "2", "-m", "edgemv", "validate", runs["int8"], "--data", digits["val"],
                            "--report", str(two), "-q", "--max-drop", "2", "--batch-size", "32"],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -377,7 +377,12 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
     if ctx.enabled and device == "cuda":
         device = f"cuda:{ctx.local_rank}"
     t0 = time.perf_counter()
-    models = models or resolve_models(target, reference, variant, weights, device)
+    if models is None:
+        import warnings
+
+        with warnings.catch_warnings():  # ModelOpt's note about tensor parallelism, once per module class
+            warnings.filterwarnings("ignore", message=".*no parallel_state is set.*")
+            models = resolve_models(target, reference, variant, weights, device)
     seconds = {"load": time.perf_counter() - t0}
     if data is not None:
         image_set = discover_images(data, seed=seed, limit=limit)
@@ -396,8 +401,12 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
             + (", labelled" if image_set.labelled else ", no labels: agreement with FP32 only")
             + (f"; {ctx.world_size} processes ({ctx.backend})" if ctx.enabled else ""))
     t0 = time.perf_counter()
-    result = evaluate_pair(models.candidate, models.reference, image_set, transform, batch_size, progress, ctx,
-                           on_batch=on_batch)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*no parallel_state is set.*")
+        result = evaluate_pair(models.candidate, models.reference, image_set, transform, batch_size, progress, ctx,
+                               on_batch=on_batch)
     seconds["evaluate"] = time.perf_counter() - t0
     report = None
     if ctx.is_main:

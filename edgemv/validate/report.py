@@ -117,9 +117,14 @@ class ValidationReport:
         """(metric, reference, candidate, difference) rows for the printed table."""
         rows = []
         ra, ca = self.reference_accuracy, self.candidate_accuracy
+
+        def diff(points):  # candidate minus FP32, without a "-0.00"
+            value = round(-points, 2)
+            return f"{value + 0.0:+.2f} pts"
+
         if ra is not None and ca is not None:
-            rows.append(("top-1 accuracy", f"{ra.top1:.2f}%", f"{ca.top1:.2f}%", f"{-self.drop['top1']:+.2f} pts"))
-            rows.append(("top-5 accuracy", f"{ra.top5:.2f}%", f"{ca.top5:.2f}%", f"{-self.drop['top5']:+.2f} pts"))
+            rows.append(("top-1 accuracy", f"{ra.top1:.2f}%", f"{ca.top1:.2f}%", diff(self.drop["top1"])))
+            rows.append(("top-5 accuracy", f"{ra.top5:.2f}%", f"{ca.top5:.2f}%", diff(self.drop["top5"])))
         a = self.agreement
         if a is not None:
             rows.append(("top-1 agreement", "", f"{a.top1:.2f}%", ""))

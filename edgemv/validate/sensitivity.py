@@ -37,7 +37,7 @@ from .metrics import ImageStats, compare_batch
 from .report import write_json_atomic
 
 __all__ = ["SensitivityGroup", "GroupResult", "SensitivityReport", "sensitivity_groups", "EvalCache", "sweep",
-           "choose_exclusions", "make_plan", "sensitivity_for_run", "KINDS"]
+           "choose_exclusions", "make_plan", "sensitivity_for_run", "plain_fp32_model", "KINDS"]
 
 KINDS = ("stem", "convs", "mixer", "scan_inputs", "attention", "mlp", "head")
 _KIND_PATTERNS = {  # kind -> module-name patterns with {i} for the level
@@ -345,12 +345,12 @@ def sensitivity_for_run(run, data, limit: Optional[int] = None, seed: int = 0, b
 
     from ..data import ImageBatches, ImageSet, discover_images, eval_transform, make_forward_loop
     from ..errors import DataError
-    from ..quantize import load_fp32_reference, read_run_info, resolve_run
+    from ..quantize import read_run_info, resolve_run
     from .plots import plot_sensitivity
 
     folder, _, _ = resolve_run(run)
     info = read_run_info(folder)
-    fp32 = load_fp32_reference(folder, device=device)
+    fp32 = plain_fp32_model(folder, device=device)
     cfg = fp32.pretrained_cfg
     transform = eval_transform(cfg)
     precision = precision or info.get("precision", "int8")
@@ -376,3 +376,26 @@ def sensitivity_for_run(run, data, limit: Optional[int] = None, seed: int = 0, b
     paths = {"json": report.write(out_dir / "sensitivity.json"),
              "png": plot_sensitivity(report, out_dir / "sensitivity.png", max_drop=max_drop)}
     return report, paths
+
+
+def plain_fp32_model(run, device="cpu") -> torch.nn.Module:
+    """The FP32 model of a run as a plain (never quantized) module, which ModelOpt can quantize afresh: the
+    architecture rebuilt from quantize.json, the weights taken from the restored run."""
+    from ..errors import EdgemvError
+    from ..models import create_model
+    from ..quantize import load_fp32_reference, read_run_info
+
+    info = read_run_info(run)
+    restored = load_fp32_reference(run, device="cpu")
+    model_info = info.get("model") or {}
+    model = create_model(model_info["variant"], weights="random", **(model_info.get("overrides") or {}))
+    source = restored.state_dict()
+    target = model.state_dict()
+    missing = [k for k in target if k not in source or source[k].shape != target[k].shape]
+    if missing:
+        raise EdgemvError(f"cannot rebuild the FP32 model of {run}: {len(missing)} weights differ "
+                          f"(first: {missing[0]})")
+    model.load_state_dict({k: source[k] for k in target})
+    model.pretrained_cfg = restored.pretrained_cfg
+    model.weights_info = restored.weights_info
+    return model.to(device).eval()
