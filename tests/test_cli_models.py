@@ -133,3 +133,17 @@ def test_predict_top5_with_names(tmp_path, capsys):
 def test_usage_errors(args, capsys):
     code, _, err = call(args, capsys)
     assert code == 2 and "Traceback" not in err
+
+
+def test_exit_codes_from_commands_pass_through():
+    import click
+
+    @click.group()
+    def group():
+        pass
+
+    @group.command()
+    def fails():
+        click.get_current_context().exit(3)
+
+    assert run_cli(group, ["fails"]) == 3

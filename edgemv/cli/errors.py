@@ -14,7 +14,8 @@ def run_cli(group: click.Group, args=None) -> int:
     """Run the Click group; EdgemvError -> 'error: ...' on stderr and exit 1 (traceback with EDGEMV_DEBUG=1)."""
     debug = os.environ.get("EDGEMV_DEBUG", "") not in ("", "0")
     try:
-        group.main(args=args, prog_name="edgemv", standalone_mode=False)
+        # Without standalone mode Click returns ctx.exit(code)'s code instead of raising: pass it on.
+        result = group.main(args=args, prog_name="edgemv", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -31,7 +32,7 @@ def run_cli(group: click.Group, args=None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 def main() -> None:  # pragma: no cover - console entry point
