@@ -139,6 +139,7 @@ def main(argv=None) -> int:  # pragma: no cover - a measurement script
     p.add_argument("--variant", default="t")
     p.add_argument("--weights", default="random")
     p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--no-layer-scale", action="store_true", help="build without gamma_1/gamma_2")
     p.add_argument("--calib", default=None)
     p.add_argument("--eval", default=None, help="separate held-out set (default: a quarter of --calib)")
     p.add_argument("--calib-size", type=int, default=64)
@@ -154,6 +155,8 @@ def main(argv=None) -> int:  # pragma: no cover - a measurement script
     a = p.parse_args(argv)
     torch.manual_seed(a.seed)
     kwargs = {"num_classes": a.num_classes} if a.num_classes else {}
+    if a.no_layer_scale:
+        kwargs["layer_scale"] = None
     model = create_model(a.variant, weights=a.weights, **kwargs).to(a.device)
     transform = eval_transform(model.pretrained_cfg, input_size=a.input_size)
     source = discover_images(a.calib or default_calib_dir())
