@@ -4,7 +4,8 @@ Implementations (``impl=`` or the process-wide setting):
 - 'ref': sequential loop over L (the obviously-right form; slow).
 - 'chunked': the parallel form in plain tensor ops (what ONNX export and TensorRT use).
 - 'triton': fused forward CUDA kernel (needs triton and a CUDA tensor).
-- 'auto' (default): 'triton' on CUDA when available, else 'chunked' (the faster on the CPU, by measurement).
+- 'auto' (default): 'triton' on CUDA when triton is installed, else 'chunked' on CUDA; 'ref' on the CPU (faster
+  there than 'chunked', by measurement: see edgemv/ops/op.py).
 
 ONNX (TorchScript exporter): wrap the export in :func:`onnx_export_context`, see docs/scan.md.
 Nothing here imports triton, onnx or tensorrt at import time.

@@ -29,11 +29,12 @@ def triton_available() -> bool:
 
 
 # CPU choice for 'auto', hard-wired from a measurement (docs/scan.md, "Which implementation 'auto' takes";
-# bench/scan.py --cpu, 2-core CPU, torch 2.13): 'chunked' beat 'ref' at every MambaVision shape measured
-# (e.g. 160 x 196 batch 1: ref 36 ms, chunked 13 ms; 320 x 49 batch 1: ref 30 ms, chunked 2.2 ms), because the
-# reference pays one small kernel per step. 'ref' stays the choice only for tiny batch*channels*N*L*c products?
-# no: the measurement found no shape where ref won by more than noise, so 'auto' on CPU is 'chunked'.
-_CPU_AUTO = "chunked"
+# `python bench/scan.py --cpu`, 2-core CPU, torch 2.13, 2026-11-27, min of 9 runs): 'ref' was as fast or faster
+# at MambaVision shapes once batch*windows > 1 (160x196 batch 8: ref 47 ms, best chunked 299 ms; 320x49 batch 8:
+# ref 16 ms, best chunked 50 ms) and within noise at batch 1 (160x196: ref 28 ms, chunked c=10 11 ms; 320x49:
+# ref 1.7 ms, chunked 2.2 ms). The chunked form does about c times the arithmetic of the sequential one, which the
+# CPU pays in full; it exists for export, where the graph size matters. So 'auto' on the CPU is 'ref'.
+_CPU_AUTO = "ref"
 
 
 def resolve_impl(impl: str, device: torch.device) -> str:

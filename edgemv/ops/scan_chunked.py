@@ -12,7 +12,7 @@ Scan or If.
 
 Numerics: every difference ``S_t - S_s`` is formed directly as a sum of the deltas in between (a product with a
 constant 0/1 "band" matrix), never as a difference of two running sums, so it carries no cancellation error; it is
->= 0, and since A < 0 every argument of exp is <= 0 (masked entries are -inf, giving exactly 0). Nothing overflows,
+>= 0, and since A < 0 every argument of exp is <= 0 (masked entries are about -1e30, giving exactly 0). Nothing overflows,
 whatever the size of delta. Everything is computed in float32 whatever the input dtype, as the reference does.
 
 Cost: a tensor of ``batch * D * N * L * c`` (intra-chunk decays) and one of ``batch * D * N * nc * nc``
@@ -46,13 +46,18 @@ def default_chunk(length: int) -> int:
     return math.ceil(length / nc)
 
 
+# Added to the step sums of future pairs (s > t): exp(A * (sum + _FAR)) is exactly 0 for any A < -1e-8. Finite
+# rather than inf so that gradients stay finite (inf * 0 would give NaN in d/dA).
+_FAR = 1e30
+
+
 @lru_cache(maxsize=64)
 def _band_cpu(c: int, strict: bool):
     """Constant (c, c*c) 0/1 matrix M and (c, c) additive mask.
 
     ``(x @ M)[t*c + s] = sum_{s < i <= t} x_i`` (or ``sum_{s < i <= t-1}`` when ``strict``: the sum up to the end of
-    the previous block); the mask is 0 where the pair (t, s) is in the past (s <= t, or s < t if strict) and -inf
-    elsewhere, to be added to ``-A * diff`` before exp... here it is returned as +inf to add to the diff itself.
+    the previous block); the mask is 0 where the pair (t, s) is in the past (s <= t, or s < t if strict) and
+    ``_FAR`` elsewhere, added to the step sums so that exp(A * sum) vanishes for future pairs.
     """
     i = torch.arange(c).view(c, 1, 1)
     t = torch.arange(c).view(1, c, 1)
@@ -60,7 +65,7 @@ def _band_cpu(c: int, strict: bool):
     upper = t - 1 if strict else t
     band = ((s < i) & (i <= upper)).to(torch.float32).reshape(c, c * c)
     past = (s < t) if strict else (s <= t)
-    mask = torch.where(past.view(c, c), 0.0, float("inf"))
+    mask = torch.where(past.view(c, c), 0.0, _FAR)
     tri = (torch.arange(c).view(c, 1) <= torch.arange(c).view(1, c)).to(torch.float32)  # (x @ tri)[t] = sum_{i<=t}
     return band, mask, tri
 
@@ -103,7 +108,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
 
     band, mask, tri = _consts(c, False, u.device)
     dtc = dt.reshape(-1, dim, nc, c)
-    # Intra-chunk: diff[t, s] = sum_{s<i<=t} dt_i for s <= t, +inf above the diagonal.
+    # Intra-chunk: diff[t, s] = sum_{s<i<=t} dt_i for s <= t, 1e30 above the diagonal.
     diff = torch.matmul(dtc, band).reshape(-1, dim, nc, 1, c, c) + mask
     a_neg = A32.reshape(1, dim, 1, n, 1, 1)
     seg = torch.exp(diff * a_neg)  # (b, D, nc, N, c, c); exponents <= 0

@@ -1,0 +1,220 @@
+"""The selective scan implementations against an independent float64 sequential reference (CPU)."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import edgemv.ops as ops
+from edgemv.ops.op import run_impl
+
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """Written here, independent of edgemv: h_t = exp(dt A) h_{t-1} + dt B_t u_t, y_t = C_t h_t + D u_t."""
+    u, d = u.double(), delta.double()
+    if delta_bias is not None:
+        d = d + delta_bias.double()[:, None]
+    if delta_softplus:
+        d = F.softplus(d)
+    A, B, C = A.double(), B.double(), C.double()
+    h = torch.zeros(u.shape[0], u.shape[1], A.shape[1], dtype=torch.float64)
+    ys = []
+    for t in range(u.shape[2]):
+        h = torch.exp(d[:, :, t, None] * A) * h + (d[:, :, t] * u[:, :, t])[..., None] * B[:, None, :, t]
+        ys.append((h * C[:, None, :, t]).sum(-1))
+    y = torch.stack(ys, -1)
+    if D is not None:
+        y = y + u * D.double()[:, None]
+    if z is not None:
+        y = y * F.silu(z.double())
+    return y
+
+
+def make(batch, dim, length, dtype=torch.float32, big=False, has_d=True, has_z=False, has_bias=True,
+         model_layout=True, n=8, softplus=True, seed=None):
+    """Fresh random inputs; ``big`` gives |delta * A| up to ~50; ``model_layout`` passes strided views like the mixer."""
+    g = torch.Generator().manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    u = r(batch, dim, length).to(dtype)
+    A = -torch.exp(r(dim, n) * 0.5 + (1.0 if big else 0.0))
+    if big:
+        delta = torch.rand(batch, length, dim, generator=g) * 12
+        if not softplus:
+            delta = delta.clamp_min(1e-3)
+    else:  # tiny steps: softplus of about -8 .. -1, or tiny positive values without softplus
+        delta = (r(batch, length, dim) - 4.0) if softplus else torch.rand(batch, length, dim, generator=g) * 1e-3
+    delta = delta.to(dtype).transpose(1, 2)
+    xdbl = r(batch, length, 3 + 2 * n).to(dtype)
+    B, C = xdbl[..., 3:3 + n].transpose(1, 2), xdbl[..., 3 + n:].transpose(1, 2)
+    if not model_layout:
+        delta, B, C = delta.contiguous(), B.contiguous(), C.contiguous()
+    return dict(u=u, delta=delta, A=A, B=B, C=C,
+                D=r(dim) if has_d else None,
+                z=r(batch, dim, length).to(dtype) if has_z else None,
+                delta_bias=(r(dim) * 0.5) if has_bias else None,
+                delta_softplus=softplus)
+
+
+def rel_err(y, ref):
+    return ((y.double() - ref).norm() / ref.norm()).item()
+
+
+# (batch*windows, channels, L, dtype, big delta, D, z, delta_bias, softplus, model layout): every L, channel
+# count, batch and option appears; the heavy shapes are in SLOW_CASES.
+FAST_CASES = [
+    (1, 8, 1, torch.float32, False, True, False, True, True, True),
+    (3, 8, 2, torch.float16, True, False, True, False, True, False),
+    (16, 8, 7, torch.bfloat16, False, True, True, True, False, True),
+    (1, 160, 49, torch.float32, True, True, False, True, True, True),
+    (3, 160, 49, torch.float16, False, False, False, True, True, True),
+    (3, 8, 64, torch.float32, False, False, True, False, False, False),
+    (1, 160, 196, torch.float32, False, True, False, True, True, True),
+    (1, 8, 196, torch.bfloat16, True, True, False, True, True, True),
+    (1, 320, 49, torch.float16, True, True, False, True, True, True),
+    (1, 8, 256, torch.float32, True, False, False, False, False, True),
+    (1, 16, 1024, torch.float32, False, True, True, True, True, False),
+]
+SLOW_CASES = [
+    (16, 160, 196, torch.float16, True, True, False, True, True, True),
+    (16, 320, 49, torch.float32, False, True, True, True, True, True),
+    (3, 784, 256, torch.bfloat16, True, True, True, True, True, False),
+    (3, 320, 1024, torch.float32, True, True, False, True, True, True),
+    (1, 784, 1024, torch.float16, False, True, False, True, True, True),
+    (16, 784, 64, torch.float32, True, False, True, False, False, True),
+]
+
+
+def _check(impl, case):
+    b, dim, L, dtype, big, has_d, has_z, has_bias, softplus, layout = case
+    inp = make(b, dim, L, dtype, big, has_d, has_z, has_bias, layout, softplus=softplus)
+    y = run_impl(impl, **inp)
+    assert y.shape == (b, dim, L) and y.dtype == dtype
+    err = rel_err(y, scan_f64(**inp))  # the reference sees the same (rounded) inputs
+    assert math.isfinite(err) and err < TOL[dtype], f"{impl} {case}: rel err {err:.3e}"
+
+
+@pytest.mark.parametrize("impl", ["ref", "chunked"])
+@pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: f"b{c[0]}-D{c[1]}-L{c[2]}-{str(c[3])[6:]}")
+def test_scan_matches_float64(impl, case):
+    _check(impl, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["ref", "chunked"])
+@pytest.mark.parametrize("case", SLOW_CASES, ids=lambda c: f"b{c[0]}-D{c[1]}-L{c[2]}-{str(c[3])[6:]}")
+def test_scan_matches_float64_heavy(impl, case):
+    _check(impl, case)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 5, 7, 16, 49, 64])
+def test_chunked_any_chunk_length(chunk):
+    inp = make(2, 16, 49, big=True)
+    ref = scan_f64(**inp)
+    assert rel_err(ops.selective_scan_chunked(**inp, chunk=chunk), ref) < 1e-5
+
+
+def test_chunked_exponents_never_positive(monkeypatch):
+    seen = []
+    real_exp = torch.exp
+
+    def spy(x, *a, **k):
+        seen.append(x.detach().max().item() if x.numel() else -math.inf)
+        return real_exp(x, *a, **k)
+
+    inp = make(2, 32, 196, big=True)
+    monkeypatch.setattr(torch, "exp", spy)
+    y = ops.selective_scan_chunked(**inp)
+    monkeypatch.undo()
+    assert seen and max(seen) <= 0.0
+    assert torch.isfinite(y).all()
+
+
+def test_default_chunk_covers_lengths():
+    for L in (1, 2, 7, 49, 64, 196, 256, 1024, 4096):
+        c = ops.default_chunk(L)
+        nc = -(-L // c)
+        assert 1 <= c <= L and nc * c - L < nc  # padding under one step per chunk
+
+
+def test_custom_op_and_settings():
+    inp = make(2, 8, 20)
+    ref = scan_f64(**inp)
+    for impl in ("ref", "chunked", "auto"):
+        assert rel_err(ops.selective_scan(**inp, impl=impl), ref) < 1e-5
+    assert ops.get_scan_impl() == "auto"
+    with ops.scan_impl("chunked"):
+        assert ops.get_scan_impl() == "chunked"
+        assert rel_err(ops.selective_scan(**inp), ref) < 1e-5
+    assert ops.get_scan_impl() == "auto"
+    ops.set_scan_impl("ref")
+    try:
+        assert ops.get_scan_impl() == "ref"
+    finally:
+        ops.set_scan_impl("auto")
+    with pytest.raises(ValueError):
+        ops.set_scan_impl("cuda")
+    with pytest.raises(ValueError):
+        ops.selective_scan(**inp, impl="nope")
+    with pytest.raises(ValueError):
+        with ops.scan_onnx_form("tensorrt"):
+            pass
+    assert ops.resolve_impl("auto", torch.device("cpu")) in ("ref", "chunked")
+    y = torch.ops.edgemv.selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], None,
+                                         inp["delta_bias"], True, "chunked")
+    assert rel_err(y, ref) < 1e-5
+
+
+def test_opcheck_fake_and_schema():
+    inp = make(2, 8, 9, seed=0)
+    args = (inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], None, inp["delta_bias"], True, "chunked")
+    torch.library.opcheck(torch.ops.edgemv.selective_scan.default, args,
+                          test_utils=("test_schema", "test_faketensor"))
+
+
+def test_gradients_match_reference():
+    inp = make(2, 4, 11, seed=1)
+    leaves = {k: (v.detach().double().requires_grad_(True) if torch.is_tensor(v) else v) for k, v in inp.items()}
+    y = ops.selective_scan(**leaves, impl="ref")
+    grads = torch.autograd.grad(y.sum(), [leaves[k] for k in ("u", "delta", "A", "B", "D")])
+    leaves2 = {k: (v.detach().double().requires_grad_(True) if torch.is_tensor(v) else v) for k, v in inp.items()}
+    y2 = scan_f64(**leaves2)
+    grads2 = torch.autograd.grad(y2.sum(), [leaves2[k] for k in ("u", "delta", "A", "B", "D")])
+    for a, b in zip(grads, grads2):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)  # the backward recomputes in float32
+
+
+def test_import_edgemv_stays_light():
+    code = ("import sys, edgemv, edgemv.ops, edgemv.models; "
+            "bad = [m for m in ('triton', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_triton_kernel_logic_in_interpreter():
+    """The Triton kernels' logic on the CPU through Triton's interpreter (skipped where triton is absent)."""
+    pytest.importorskip("triton")
+    code = r"""
+import math, sys, torch
+sys.path.insert(0, %r)
+from test_scan import make, scan_f64, rel_err
+from edgemv.ops.scan_triton import selective_scan_triton
+for variant in ("tile", "step"):
+    for case in [(2, 8, 7, torch.float32, False), (1, 40, 20, torch.float32, True), (3, 8, 33, torch.float16, True)]:
+        b, d, L, dt, big = case
+        inp = make(b, d, L, dt, big, has_z=True)
+        err = rel_err(selective_scan_triton(**inp, block_d=16, block_l=8, num_warps=1, variant=variant), scan_f64(**inp))
+        assert err < (1e-5 if dt == torch.float32 else 2e-3), (variant, case, err)
+inp = make(2, 8, 9, n=4)
+assert rel_err(selective_scan_triton(**inp, block_d=16, block_l=8, num_warps=1), scan_f64(**inp)) < 1e-5
+""" % os.path.dirname(__file__)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if res.returncode and "InterpreterError" in res.stderr and "0-dimensional" in res.stderr:
+        pytest.skip("this triton's interpreter cannot run with the installed numpy")
+    assert res.returncode == 0, res.stderr[-2000:]
