@@ -119,6 +119,9 @@ def test_quantized_run_folder(tmp_path, precision):
         assert any("onnxsim skipped" in n for n in report.simplifier_notes)
     parity = next(c for c in report.checks if c.name == "ONNX Runtime parity")
     assert parity.data["median"] < 1e-4  # against the fake-quantized model
+    forced = next(c for c in report.checks if c.name.endswith("(teacher-forced)"))
+    assert forced.status == "pass" and forced.data["max"] < 1e-4, forced.detail
+    assert forced.data["quantizers"] > 0 and forced.data["values"] > 0
     if HAVE_RTX:
         build = next(c for c in report.checks if c.name == "TensorRT-RTX build")
         assert build.status == "pass"
@@ -256,11 +259,12 @@ def test_import_edgemv_is_light():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", pytest.param("int8", marks=pytest.mark.xfail(
-    reason="open: on T at 224 ORT differs from fake-quant PyTorch by ~2e-2 from the input of avgpool's quantizer "
-           "on (docs/export.md, Known issues)", strict=False))])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_mambavision_t_full(tmp_path, precision):
-    """MambaVision-T at 224: export, parity, op list and the TensorRT-RTX build."""
+    """MambaVision-T at 224: export, parity, op list and the TensorRT-RTX build.
+
+    INT8: the free-running ORT-vs-ModelOpt error is ~2e-2 here (rounding-tie flips amplified through 99 activation
+    quantizers, docs/export.md "Q/DQ parity"); the teacher-forced check must show the same function (1e-4)."""
     torch.manual_seed(0)
     source = load_source(None, "t", "random")
     if precision == "int8":
@@ -273,3 +277,7 @@ def test_mambavision_t_full(tmp_path, precision):
     report = export_model(source, out=tmp_path / "t.onnx", trt_build=HAVE_RTX, parity_images=2)
     assert report.ok, [(c.name, c.detail) for c in report.checks]
     assert report.inputs[0][2] == ["batch", 3, 224, 224]
+    if precision == "int8":
+        forced = next(c for c in report.checks if c.name.endswith("(teacher-forced)"))
+        assert forced.data["max"] < 1e-4 and forced.data["max_steps"] < 1.01
+        assert forced.data["flips"] < 1e-4 * forced.data["values"]  # one-step ties only (~70 at 224)

@@ -335,8 +335,10 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     report.checks.append(checks.check_ops(graph, precision))
     log(f"op types: {report.checks[-1].detail}")
     t = time.perf_counter()
-    report.checks.append(_parity(source, model, graph, out, half, scan_form, dynamic_batch, parity_images, seed))
-    log(f"ONNX Runtime: {report.checks[-1].detail}")
+    parity = _parity(source, model, graph, out, half, scan_form, dynamic_batch, parity_images, seed)
+    for res in parity if isinstance(parity, list) else [parity]:
+        report.checks.append(res)
+        log(f"ONNX Runtime: {res.detail}")
     report.checks.extend(_batch_check(graph, out, source, dynamic_batch, half, scan_form, seed))
     if trt_build:
         build_precision = "fp16" if half and precision == "fp32" else precision
@@ -364,6 +366,15 @@ def _ort_session(graph, out: Path):
     return ort_session(out)
 
 
+def _ort_graph(graph):
+    """(graph ONNX Runtime runs, optimisation level): the FP8-mapped copy at basic (see _ort_session), else as is."""
+    from .checks import fp8_to_standard_qdq
+
+    if any(n.domain == "trt" for n in graph.graph.node):
+        return fp8_to_standard_qdq(graph), "basic"
+    return graph, "all"
+
+
 def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images, seed):
     from . import checks
 
@@ -388,9 +399,29 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
     if half and kind == "qdq":
         kind = "fp16"
     try:
-        return checks.ort_parity(session, reference, inputs, kind)
+        free = checks.ort_parity(session, reference, inputs, kind)
     except Exception as exc:
         return checks.CheckResult("ONNX Runtime parity", "fail", f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
+    if kind != "qdq":
+        return free
+    # Q/DQ: the free-running comparison above cannot tell a wrong graph from rounding-tie flips amplified through
+    # a deep network (MambaVision-T at 224: ~2e-2 with a correct graph); the teacher-forced check can. See
+    # checks.qdq_forced_parity and docs/export.md, "Q/DQ parity".
+    ort_graph, level = _ort_graph(graph)
+    try:
+        forced = checks.qdq_forced_parity(ort_graph, ref_model, inputs, optimization=level)
+    except Exception as exc:
+        forced = checks.CheckResult("ONNX Runtime Q/DQ parity (teacher-forced)", "fail",
+                                    f"failed: {str(exc).splitlines()[0][:300]}")
+    if free.status == "fail" and forced.status == "pass" and free.data.get("max", 1.0) < checks.QDQ_TOL:
+        # Only the median-image criterion failed, and forcing shows the graph computes the same function.
+        d = free.data
+        free = checks.CheckResult(
+            free.name, "pass", f"vs fake-quantized PyTorch, free-running: rel err median {d['median']:.2e}, max "
+            f"{d['max']:.2e} over {d['n']} images (limit {checks.QDQ_TOL:g}; median above {checks.FP32_TOL:g}: "
+            "rounding-tie flips amplified through the network, see the teacher-forced check)", free.seconds,
+            data={**d, "median_explained_by_forced": True})
+    return [free, forced]
 
 
 def _batch_check(graph, out, source, dynamic_batch, half, scan_form, seed):
