@@ -236,3 +236,11 @@ def test_norm_eps_values():
     assert model.levels[2].blocks[0].norm1.eps == 1e-5 and model.levels[3].blocks[3].norm2.eps == 1e-5
     assert model.levels[0].blocks[0].act1.approximate == "tanh"
     assert model.levels[2].blocks[0].mlp.act.approximate == "none"
+
+
+def test_create_overrides_rebuild_the_architecture():
+    model = meta_model("t", num_classes=10, window_preset="segmentation", features_only=True, out_indices=(2, 3))
+    again = meta_model(model.variant.name, **model.create_overrides)
+    assert {k: tuple(v.shape) for k, v in again.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert [lvl.window_size for lvl in again.levels] == [8, 8, 64, 32]

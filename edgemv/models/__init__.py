@@ -26,7 +26,8 @@ def create_model(variant: str, weights=None, features_only: bool = False, out_in
             configs (their checkpoints need them; windows cannot be read from weights).
         **overrides: architecture fields to change (e.g. ``num_classes=10``, ``drop_path_rate=0``).
 
-    The returned model carries ``variant`` (a Variant), ``pretrained_cfg`` and ``weights_info``.
+    The returned model carries ``variant`` (a Variant), ``pretrained_cfg``, ``weights_info`` and
+    ``create_overrides`` (the keyword arguments that rebuild the same architecture with ``create_model``).
     """
     spec: Variant = get_variant(variant)
     arch = dict(spec.arch.__dict__)
@@ -41,6 +42,11 @@ def create_model(variant: str, weights=None, features_only: bool = False, out_in
     checkpoint, info = resolve_weights(weights, spec)
     if checkpoint is not None:
         load_checkpoint(model, checkpoint, spec.name)
+    model.create_overrides = dict(overrides)
+    if window_preset is not None:
+        model.create_overrides["window_size"] = arch["window_size"]
+    if features_only:
+        model.create_overrides.update(features_only=True, out_indices=tuple(out_indices))
     model.variant = spec
     model.pretrained_cfg = spec.pretrained
     model.weights_info: Optional[WeightsInfo] = info
