@@ -58,7 +58,7 @@ def _tensor(images, size, mean, std):
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
-def train(epochs=3, batch_size=48, lr=4e-3, seed=0, size=IMAGE_SIZE, log=print):
+def train(epochs=2, batch_size=48, lr=4e-3, seed=0, size=IMAGE_SIZE, log=print):
     """Train from scratch; returns (model, held-out accuracy, seconds)."""
     from edgemv.models import create_model
 
@@ -114,7 +114,7 @@ def build(out_dir, log=print):
     size = IMAGE_SIZE
     val, calib = os.path.join(out_dir, "val"), os.path.join(out_dir, "calib")
     write_split(x_te, y_te, val, size)
-    write_split(x_tr[:128], y_tr[:128], calib, size)
+    write_split(x_tr[:48], y_tr[:48], calib, size)
     csv_path = os.path.join(out_dir, "val.csv")
     with open(csv_path, "w") as f:
         f.write("path,label\n")

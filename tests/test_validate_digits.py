@@ -97,12 +97,12 @@ def test_budget_too_tight_fails_with_exit_3(runs, digits, tmp_path, capsys):
 
 @pytest.fixture(scope="session")
 def damaged_calib(tmp_path_factory):
-    """A deliberately damaging calibration set: already-normalised noise 20x wider than real images, so every
-    activation range is far too wide and INT8 steps swallow the signal."""
+    """A deliberately damaging calibration set: already-normalised noise than real images, so every
+    activation range is far too wide (40x) and INT8 steps swallow the signal."""
     import numpy as np
 
     path = tmp_path_factory.mktemp("damaged") / "noise.npy"
-    np.save(path, (np.random.default_rng(0).standard_normal((8, 3, 32, 32)) * 20).astype(np.float32))
+    np.save(path, (np.random.default_rng(0).standard_normal((8, 3, 32, 32)) * 40).astype(np.float32))
     return str(path)
 
 
@@ -159,7 +159,7 @@ def test_onnx_through_onnx_runtime(runs, digits, tmp_path, capsys):
 
 
 def test_sensitivity_sweep_json_and_png(runs, digits, tmp_path, capsys):
-    rc = run_cli(cli, ["validate", runs["int8"], "--data", digits["val"], "--sensitivity", "--limit", "200",
+    rc = run_cli(cli, ["validate", runs["int8"], "--data", digits["val"], "--sensitivity", "--limit", "100",
                        "--max-drop", "2", "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out
     print(out)
@@ -167,7 +167,7 @@ def test_sensitivity_sweep_json_and_png(runs, digits, tmp_path, capsys):
     d = json.loads((tmp_path / "sensitivity.json").read_text())
     names = [g["group"] for g in d["groups"]]
     assert {"stem", "scan_inputs.L2", "attention.L3", "mlp.L2", "head"} <= set(names)
-    assert d["metric"] == "top1_drop" and d["images"] == 200 and len(d["ranking"]) == len(names)
+    assert d["metric"] == "top1_drop" and d["images"] == 100 and len(d["ranking"]) == len(names)
     assert all(abs(g["drop"]) < 10 for g in d["groups"])
     png = (tmp_path / "sensitivity.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -181,9 +181,9 @@ def test_quantize_max_drop_plan_keeps_groups_in_high_precision(damaged_calib, di
     result = _quantize(digits, tmp_path / "planned", "int8", calib=damaged_calib, plan=make_plan(1.0, log=logs.append))
     plan = result.info["plan"]
     print("\n" + "\n".join(logs))
-    assert plan["excluded_groups"] and plan["steps"][0]["excluded"] is None
-    assert plan["steps"][0]["drop"] > 1.0
-    assert plan["met"] is True and plan["final_drop"] <= 1.0
+    assert plan["steps"][0]["excluded"] is None and plan["sensitivity"]["groups"]
+    assert plan["steps"][0]["drop"] > 1.0, "the noise calibration should break the budget before the search"
+    assert plan["excluded_groups"] and plan["met"] is True and plan["final_drop"] <= 1.0
     assert set(result.info["recipe"]["exclude"]) == set(plan["exclude_patterns"])
 
 
