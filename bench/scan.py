@@ -160,12 +160,12 @@ def device_time_ms(make_fn, nbytes, reps=20):
     return sorted(times)[len(times) // 2]
 
 
-def _fn_for(impl, inp, cfg=None, variant=None):
+def _fn_for(impl, inp, cfg=None):
     from edgemv.ops.scan_triton import selective_scan_triton
 
     if impl == "triton":
         bd, bl, nw = cfg or (None, None, None)
-        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw, variant=variant)
+        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw)
     if impl == "chunked":
         return lambda: selective_scan_chunked(**inp)
     return lambda: selective_scan_ref(**inp)
@@ -195,22 +195,22 @@ def timings(device, impls, batches, shapes, dtypes, copy_gbs):
     return rows
 
 
-SWEEP = [("tile", 32, 8, 1), ("tile", 64, 8, 2), ("tile", 32, 4, 1), ("tile", 128, 8, 4), ("step", 32, 8, 1), ("step", 32, 4, 1)]
+SWEEP = [(32, 8, 1), (32, 16, 1), (64, 8, 2), (64, 16, 2), (128, 8, 4), (64, 8, 1), (32, 4, 1)]
 
 
 def sweep(device, shapes, batch=256, dtype=torch.float16):
     rows = []
     for (dim, L) in shapes:
         nbytes = scan_bytes(batch, dim, L, dtype)
-        for variant, *cfg in SWEEP:
+        for cfg in SWEEP:
             try:
-                ms = device_time_ms(lambda: _fn_for("triton", make_inputs(batch, dim, L, dtype, device), cfg, variant),
+                ms = device_time_ms(lambda: _fn_for("triton", make_inputs(batch, dim, L, dtype, device), cfg),
                                     nbytes, reps=10)
             except Exception as exc:  # out of resources etc.
                 print(f"  sweep {dim}x{L} {cfg}: {type(exc).__name__}: {str(exc)[:100]}", flush=True)
                 continue
-            rows.append(dict(dim=dim, L=L, batch=batch, variant=variant, cfg=cfg, ms=ms))
-            print(f"  sweep {dim}x{L} b={batch} {variant} BLOCK_D,BLOCK_L,warps={cfg}: {ms*1e3:7.1f} us", flush=True)
+            rows.append(dict(dim=dim, L=L, batch=batch, cfg=cfg, ms=ms))
+            print(f"  sweep {dim}x{L} b={batch} BLOCK_D,BLOCK_L,warps={cfg}: {ms*1e3:7.1f} us", flush=True)
     return rows
 
 

@@ -246,139 +246,16 @@ def _scan_n8_kernel(
                  mask=dmask[:, None] & (offs_l[None, :] < length))
 
 
-@triton.jit
-def _scan_n8_tile_kernel(
-    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr,
-    dim, length,
-    su_b, su_d, su_l,
-    sdt_b, sdt_d, sdt_l,
-    sA_d, sA_n,
-    sB_b, sB_n, sB_l,
-    sC_b, sC_n, sC_l,
-    sz_b, sz_d, sz_l,
-    sy_b, sy_d, sy_l,
-    BLOCK_D: tl.constexpr,
-    BLOCK_L: tl.constexpr,
-    HAS_D: tl.constexpr,
-    HAS_Z: tl.constexpr,
-    HAS_BIAS: tl.constexpr,
-    SOFTPLUS: tl.constexpr,
-    PRECISE: tl.constexpr,
-    PREFETCH: tl.constexpr,
-):
-    # N = 8 (MambaVision's d_state), written out: the eight states of a channel are eight 1-D register tensors
-    # in the same layout as u and delta (one channel per thread), so a step needs no layout conversion, no
-    # shuffle and no shared memory; B_t and C_t are scalar (broadcast) loads.
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_d = tl.program_id(1)
-    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    dmask = offs_d < dim
-    a_row = A_ptr + offs_d * sA_d
-    a0 = tl.load(a_row + 0 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a1 = tl.load(a_row + 1 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a2 = tl.load(a_row + 2 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a3 = tl.load(a_row + 3 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a4 = tl.load(a_row + 4 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a5 = tl.load(a_row + 5 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a6 = tl.load(a_row + 6 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    a7 = tl.load(a_row + 7 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    if HAS_D:
-        dskip = tl.load(D_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
-    if HAS_BIAS:
-        dbias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
-    u_base = u_ptr + pid_b * su_b + offs_d * su_d
-    dt_base = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
-    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
-    B_base = B_ptr + pid_b * sB_b
-    C_base = C_ptr + pid_b * sC_b
-    if HAS_Z:
-        z_base = z_ptr + pid_b * sz_b + offs_d * sz_d
-    h0 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h1 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h2 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h3 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h4 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h5 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h6 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
-    cols = tl.arange(0, BLOCK_L)
-    d_in = tl.minimum(offs_d, dim - 1)  # in-bounds addresses for the prefetches
-    n_in = tl.arange(0, 8)
-    for l0 in range(0, length, BLOCK_L):
-        # Each step's loads touch new lines (delta, B, C advance by a row per step), and the compiler does not
-        # issue a step's loads before the previous step's arithmetic: without help every step would wait a full
-        # memory latency. So the next trip's lines are prefetched into L1 while this trip computes.
-        nxt = tl.minimum(l0 + BLOCK_L + cols, length - 1)
-        _prefetch_l1(u_ptr + pid_b * su_b + d_in[:, None] * su_d + nxt[None, :] * su_l, PREFETCH)
-        _prefetch_l1(dt_ptr + pid_b * sdt_b + d_in[:, None] * sdt_d + nxt[None, :] * sdt_l, PREFETCH)
-        _prefetch_l1(B_base + n_in[:, None] * sB_n + nxt[None, :] * sB_l, PREFETCH)
-        _prefetch_l1(C_base + n_in[:, None] * sC_n + nxt[None, :] * sC_l, PREFETCH)
-        offs_l = l0 + cols
-        lm = offs_l < length
-        m2 = dmask[:, None] & lm[None, :]
-        zero2 = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.int32)  # broadcasts B, C rows to every channel's thread
-        u_t = tl.load(u_base[:, None] + offs_l[None, :] * su_l, mask=m2, other=0.0).to(tl.float32)
-        dt_t = tl.load(dt_base[:, None] + offs_l[None, :] * sdt_l, mask=m2, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt_t = dt_t + dbias[:, None]
-        if SOFTPLUS:
-            dt_t = _softplus(dt_t, PRECISE)
-        dt_t = tl.where(m2, dt_t, 0.0)
-        du_t = dt_t * u_t
-        bl = B_base + offs_l[None, :] * sB_l + zero2
-        cl = C_base + offs_l[None, :] * sC_l + zero2
-        mb = lm[None, :] & (zero2 == 0)
-        b0 = tl.load(bl + 0 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b1 = tl.load(bl + 1 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b2 = tl.load(bl + 2 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b3 = tl.load(bl + 3 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b4 = tl.load(bl + 4 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b5 = tl.load(bl + 5 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b6 = tl.load(bl + 6 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        b7 = tl.load(bl + 7 * sB_n, mask=mb, other=0.0).to(tl.float32)
-        c0 = tl.load(cl + 0 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c1 = tl.load(cl + 1 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c2 = tl.load(cl + 2 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c3 = tl.load(cl + 3 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c4 = tl.load(cl + 4 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c5 = tl.load(cl + 5 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c6 = tl.load(cl + 6 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        c7 = tl.load(cl + 7 * sC_n, mask=mb, other=0.0).to(tl.float32)
-        y_tile = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
-        for i in tl.static_range(BLOCK_L):
-            sel = cols[None, :] == i
-            dt = tl.sum(tl.where(sel, dt_t, -0.0), axis=1)
-            du = tl.sum(tl.where(sel, du_t, -0.0), axis=1)
-            y = tl.zeros((BLOCK_D,), dtype=tl.float32)
-            h0, y = _state_step(h0, a0, dt, du, tl.sum(tl.where(sel, b0, -0.0), axis=1), tl.sum(tl.where(sel, c0, -0.0), axis=1), y)
-            h1, y = _state_step(h1, a1, dt, du, tl.sum(tl.where(sel, b1, -0.0), axis=1), tl.sum(tl.where(sel, c1, -0.0), axis=1), y)
-            h2, y = _state_step(h2, a2, dt, du, tl.sum(tl.where(sel, b2, -0.0), axis=1), tl.sum(tl.where(sel, c2, -0.0), axis=1), y)
-            h3, y = _state_step(h3, a3, dt, du, tl.sum(tl.where(sel, b3, -0.0), axis=1), tl.sum(tl.where(sel, c3, -0.0), axis=1), y)
-            h4, y = _state_step(h4, a4, dt, du, tl.sum(tl.where(sel, b4, -0.0), axis=1), tl.sum(tl.where(sel, c4, -0.0), axis=1), y)
-            h5, y = _state_step(h5, a5, dt, du, tl.sum(tl.where(sel, b5, -0.0), axis=1), tl.sum(tl.where(sel, c5, -0.0), axis=1), y)
-            h6, y = _state_step(h6, a6, dt, du, tl.sum(tl.where(sel, b6, -0.0), axis=1), tl.sum(tl.where(sel, c6, -0.0), axis=1), y)
-            h7, y = _state_step(h7, a7, dt, du, tl.sum(tl.where(sel, b7, -0.0), axis=1), tl.sum(tl.where(sel, c7, -0.0), axis=1), y)
-            y_tile = tl.where(sel, y[:, None], y_tile)
-        if HAS_D:
-            y_tile = y_tile + dskip[:, None] * u_t
-        if HAS_Z:
-            z_t = tl.load(z_base[:, None] + offs_l[None, :] * sz_l, mask=m2, other=0.0).to(tl.float32)
-            y_tile = y_tile * (z_t * tl.sigmoid(z_t))
-        # One store per trip.
-        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
-                 mask=dmask[:, None] & (offs_l[None, :] < length))
-
-
-DEFAULT_VARIANT = os.environ.get("EDGEMV_TRITON_SCAN_VARIANT", "tile")
-
-
 def pick_config(dim: int, length: int):
     """(BLOCK_D, BLOCK_L, num_warps) for a problem; chosen by the sweep in bench/scan.py (docs/benchmarks.md)."""
-    return 32, 8, 1
+    # bench/scan.py --sweep on an H200 (docs/benchmarks.md), batch 256 fp16: at 160 x 196, BLOCK_L 8 (147 us)
+    # beat 16 (194 us) and 4 (152 us), BLOCK_D 64 with one warp tied (145 us); at 320 x 49, BLOCK_L 4 (47 us)
+    # beat 8 (82 us). One warp per program: the grid is batch x D/32 programs.
+    return 32, (4 if length <= 64 else 8), 1
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                          block_d=None, block_l=None, num_warps=None, variant=None):
+                          block_d=None, block_l=None, num_warps=None):
     """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only."""
     batch, dim, length = u.shape
     n = A.shape[1]
@@ -395,11 +272,9 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     bt = delta_bias if delta_bias is not None else dummy
     sz = zt.stride() if z is not None else (0, 0, 0)
     grid = (batch, triton.cdiv(dim, bd))
-    variant = variant or DEFAULT_VARIANT
-    if n == 8:
-        kernel = _scan_n8_tile_kernel if variant == "tile" else _scan_n8_kernel
-        extra = {"PREFETCH": not _INTERPRET}
-    else:
+    if n == 8:  # MambaVision's d_state: the states written out as registers
+        kernel, extra = _scan_n8_kernel, {"PREFETCH": not _INTERPRET}
+    else:  # any other power of two: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
         kernel, extra = _scan_seq_kernel, {"N": n}
     kernel[grid](
         u, delta, A, B, C, Dt, zt, bt, y,
