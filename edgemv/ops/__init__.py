@@ -149,6 +149,6 @@ def decompositions():
     or a backend that should see plain ops instead of the custom op).
     """
     def _decomposed(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl):
-        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cache_constants=False)
 
     return {torch.ops.edgemv.selective_scan.default: _decomposed}

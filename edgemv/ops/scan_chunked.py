@@ -76,16 +76,22 @@ def _consts_on(c: int, strict: bool, device: str):
     return band.to(device), mask.to(device), tri.to(device)
 
 
-def _consts(c: int, strict: bool, device):
-    # Cached per device: no host-to-device copy per call (which CUDA-graph capture would refuse).
+def _consts(c: int, strict: bool, device, cached: bool = True):
+    # Cached per device: no host-to-device copy per call (which CUDA-graph capture would refuse). Graph tracers
+    # that must own their constants (ExportedProgram.run_decompositions) ask for fresh ones.
+    if not cached:
+        return tuple(t.to(device) for t in _band_cpu.__wrapped__(c, strict))
     if device.type == "cpu":
         return _band_cpu(c, strict)
     return _consts_on(c, strict, str(device))
 
 
 def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus: bool = False,
-                           chunk: Optional[int] = None):
-    """Same contract as :func:`edgemv.ops.selective_scan`; ``chunk`` is the chunk length (default by measurement)."""
+                           chunk: Optional[int] = None, cache_constants: bool = True):
+    """Same contract as :func:`edgemv.ops.selective_scan`; ``chunk`` is the chunk length (default by measurement).
+
+    ``cache_constants=False`` builds the constant 0/1 matrices afresh (for graph tracers that must own them).
+    """
     out_dtype = u.dtype
     # Static sizes: under tracing these are baked into the graph (the batch dimension stays free: -1 below).
     dim, length, n = int(u.shape[1]), int(u.shape[2]), int(A.shape[1])
@@ -106,7 +112,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
         Bf = F.pad(Bf, (0, pad))
         Cf = F.pad(Cf, (0, pad))
 
-    band, mask, tri = _consts(c, False, u.device)
+    band, mask, tri = _consts(c, False, u.device, cache_constants)
     dtc = dt.reshape(-1, dim, nc, c)
     # Intra-chunk: diff[t, s] = sum_{s<i<=t} dt_i for s <= t, 1e30 above the diagonal.
     diff = torch.matmul(dtc, band).reshape(-1, dim, nc, 1, c, c) + mask
@@ -121,7 +127,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
         # Inter-chunk: the state entering chunk k is sum_{j<k} exp(A * (S_end(k-1) - S_end(j))) h_local_end(j).
         total = torch.matmul(dtc, tri)  # inclusive running sum inside each chunk, (b, D, nc, c)
         ends = total[..., c - 1]  # (b, D, nc): each chunk's sum of delta
-        bandk, maskk, _ = _consts(nc, True, u.device)
+        bandk, maskk, _ = _consts(nc, True, u.device, cache_constants)
         gap = torch.matmul(ends, bandk).reshape(-1, dim, 1, nc, nc) + maskk  # (b, D, 1, k, j)
         carry_w = torch.exp(gap * A32.reshape(1, dim, n, 1, 1))  # (b, D, N, k, j); row 0 is all zero
         h_end = h_local[..., c - 1].transpose(2, 3)  # (b, D, N, nc)
