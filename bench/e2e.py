@@ -95,7 +95,8 @@ def main():
     with open(os.path.join(args.out, "e2e.json"), "w") as f:
         json.dump(dict(device=name, torch=torch.__version__, batch=args.batch, precision=precision, rows=rows), f,
                   indent=1)
-    print(f"\nMambaVision-{args.variant.upper()} (random weights), batch {args.batch}, {precision}, channels_last, {name}")
+    print(f"\nMambaVision-{args.variant.upper()} (random weights), batch {args.batch}, {precision}, "
+          f"channels_last, {name}")
     print("| scan impl | mode | img/s | first call (s) | logits rel. diff |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -38,7 +38,7 @@ def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=
 
 def make(batch, dim, length, dtype=torch.float32, big=False, has_d=True, has_z=False, has_bias=True,
          model_layout=True, n=8, softplus=True, seed=None):
-    """Fresh random inputs; ``big`` gives |delta * A| up to ~50; ``model_layout`` passes strided views like the mixer."""
+    """Fresh random inputs; ``big``: |delta * A| up to ~50; ``model_layout``: strided views, as the mixer passes."""
     g = torch.Generator().manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     u = r(batch, dim, length).to(dtype)

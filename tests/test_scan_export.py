@@ -59,7 +59,8 @@ def test_model_t_logits_chunked_equal_ref():
 def test_torch_export_one_node_per_mixer(small):
     model, x = small
     ep = torch.export.export(model, (x,))
-    nodes = [n for n in ep.graph.nodes if n.op == "call_function" and n.target is torch.ops.edgemv.selective_scan.default]
+    target = torch.ops.edgemv.selective_scan.default
+    nodes = [n for n in ep.graph.nodes if n.op == "call_function" and n.target is target]
     assert len(nodes) == n_mixers(model) > 0
     # and the decomposition table turns them back into plain ops
     ep2 = ep.run_decompositions(ops.decompositions())

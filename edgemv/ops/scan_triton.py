@@ -3,12 +3,12 @@
 One program owns one sequence (batch row) and ``BLOCK_D`` channels, one thread per channel with its N states in
 registers for the whole sequence, and walks the sequence step by step (``BLOCK_L`` steps unrolled per trip):
 read u, delta, B, C of the step once, softplus, decay ``exp(delta * A)`` (exponent <= 0), update the state, reduce
-over N for y, and write y once per trip. (An associative-scan version over (BLOCK_D, N, BLOCK_L) tiles measured
-slower on an H200, 246 us against 205 us at 160 x 196 batch 256 fp16, and was dropped; docs/scan.md.) Arithmetic is float32 whatever the
-input dtype; any strides are accepted (the model passes transposed views), so no copies are made.
+over N for y, and write y once per trip. Arithmetic is float32 whatever the input dtype; any strides are accepted
+(the model passes transposed views), so no copies are made. The versions tried and their timings are in
+docs/scan.md ("The Triton kernel").
 
-This module imports triton at import time: import it only through :func:`available` / :func:`selective_scan_triton`
-callers that have checked for it (``edgemv.ops`` does).
+This module imports triton at import time: ``edgemv.ops`` imports it only on the first 'triton' call, after
+checking that triton is installed.
 """
 
 import os
@@ -19,14 +19,11 @@ import triton.language as tl
 
 __all__ = ["selective_scan_triton", "pick_config"]
 
-_LOG2E = 1.4426950408889634
-
-
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"  # CPU interpreter (tests of the kernel logic)
 
 
 @triton.jit
-def _softplus(x, PRECISE: tl.constexpr):
+def _softplus(x):
     # torch's softplus (threshold 20), branch-free and accurate for very negative x (where log(1 + e^x) through
     # an approximate log would lose e^x):  softplus(x) = max(x, 0) + log1p(v), v = exp(-|x|) in (0, 1], and
     # log1p(v) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), s = v / (2 + v) <= 1/3, 8 terms (error < 2e-9).
@@ -63,7 +60,6 @@ def _scan_seq_kernel(
     HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     SOFTPLUS: tl.constexpr,
-    PRECISE: tl.constexpr,
 ):
     # One thread per channel holding its N states; the sequence is walked step by step, BLOCK_L steps unrolled
     # per trip. y of the trip is collected in registers and stored once at its end: a store between two steps
@@ -104,7 +100,7 @@ def _scan_seq_kernel(
             if HAS_BIAS:
                 dt = dt + dbias
             if SOFTPLUS:
-                dt = _softplus(dt, PRECISE)
+                dt = _softplus(dt)
             dt = tl.where(m, dt, 0.0)
             h = tl.exp2(dt[None, :] * a2) * h + Bt[:, None] * (dt * u)[None, :]
             y = tl.sum(h * Ct[:, None], axis=0)
@@ -151,7 +147,6 @@ def _scan_n8_kernel(
     HAS_Z: tl.constexpr,
     HAS_BIAS: tl.constexpr,
     SOFTPLUS: tl.constexpr,
-    PRECISE: tl.constexpr,
     PREFETCH: tl.constexpr,
 ):
     # N = 8 (MambaVision's d_state), written out: the eight states of a channel are eight 1-D register tensors
@@ -213,7 +208,7 @@ def _scan_n8_kernel(
             if HAS_BIAS:
                 dt = dt + dbias
             if SOFTPLUS:
-                dt = _softplus(dt, PRECISE)
+                dt = _softplus(dt)
             dt = tl.where(m, dt, 0.0)
             du = dt * u
             y = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -282,7 +277,6 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(),
         BLOCK_D=bd, BLOCK_L=bl, **extra,
         HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None, SOFTPLUS=bool(delta_softplus),
-        PRECISE=not _INTERPRET,
         num_warps=nw,
     )
     return y
