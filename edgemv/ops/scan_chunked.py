@@ -13,7 +13,8 @@ Scan or If.
 Numerics: every difference ``S_t - S_s`` is formed directly as a sum of the deltas in between (a product with a
 constant 0/1 "band" matrix), never as a difference of two running sums, so it carries no cancellation error; it is
 >= 0, and since A < 0 every argument of exp is <= 0 (masked entries are about -1e30, giving exactly 0).
-Nothing overflows, whatever the size of delta. Everything is computed in float32 whatever the input dtype, as the reference does.
+Nothing overflows, whatever the size of delta. Everything is computed in float32 whatever the input dtype, as
+the reference does.
 
 Cost: a tensor of ``batch * D * N * L * c`` (intra-chunk decays) and one of ``batch * D * N * nc * nc``
 (inter-chunk decays). See :func:`default_chunk` for how c is chosen.
