@@ -5,7 +5,9 @@ images: latency does not depend on calibration quality) with edgemv.export, then
 median of --runs single-image runs:
   - PyTorch eager, reference (sequential) scan and chunked scan, FP32;
   - PyTorch eager, fake-quantized INT8 (what ModelOpt runs on the CPU: not a speed path, for reference);
-  - ONNX Runtime FP32 and INT8 Q/DQ at each graph optimisation level asked for.
+  - ONNX Runtime FP32, INT8 Q/DQ and INT8 in the ORT-only form (Conv/Gemm weights dequantized ahead of time,
+    edgemv/export/ort_form.py) at each graph optimisation level asked for, interleaved (one run of each, repeated) so that load from other jobs falls on both; the speed-up is also given as the median of the
+    per-round FP32/INT8 ratios, the figure least sensitive to load that comes and goes.
 
     python bench/onnx_cpu.py --variant t --threads 2 --runs 20
 
@@ -35,6 +37,20 @@ def timeit(fn, runs, warmup):
     return statistics.median(times), min(times), max(times)
 
 
+def interleaved(fns, runs, warmup):
+    """Times (ms) of each of ``fns``, called in turn ``runs`` times after ``warmup`` rounds."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="t")
@@ -46,7 +62,11 @@ def main():
     ap.add_argument("--int8-run", default=None, help="use this quantize run folder instead of quantizing here")
     ap.add_argument("--out-dir", default=None, help="keep the ONNX files here (default: a temporary folder)")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="time fp32.onnx and int8.onnx already in --out-dir (from an earlier run) without exporting")
     args = ap.parse_args()
+    if args.reuse:
+        args.skip_torch = True  # PyTorch needs the models, which --reuse does not build
 
     import numpy as np
     import onnxruntime as ort
@@ -74,11 +94,25 @@ def main():
                 rows.append((f"PyTorch eager FP32, {impl} scan", med, lo, hi))
                 log(f"{rows[-1]}")
 
+    log(f"load at start: {os.getloadavg()}")
+    if args.reuse:
+        import onnx
+        from types import SimpleNamespace
+
+        def existing(name):
+            path = out_dir / name
+            nodes = len(onnx.load(str(path), load_external_data=False).graph.node)
+            return SimpleNamespace(path=str(path), nodes=nodes, file_bytes=path.stat().st_size, checks=[])
+
+        fp32, int8 = existing("fp32.onnx"), existing("int8.onnx")
     t = time.perf_counter()
-    fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log)
+    if not args.reuse:
+        fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log)
     log(f"fp32 export+checks {time.perf_counter() - t:.0f} s")
 
-    if args.int8_run:
+    if args.reuse:
+        pass
+    elif args.int8_run:
         qsrc = load_source(args.int8_run)
     else:
         from edgemv.quantize import make_recipe, quantize
@@ -94,23 +128,48 @@ def main():
         with torch.no_grad(), scan_impl("chunked"):
             med, lo, hi = timeit(lambda: qsrc.model(x), max(5, args.torch_runs // 2), 1)
         rows.append(("PyTorch eager INT8 fake-quant (ModelOpt), chunked scan", med, lo, hi))
-    t = time.perf_counter()
-    int8 = export_model(qsrc, out=out_dir / "int8.onnx", trt_build=False, parity_images=1, log=log)
-    log(f"int8 export+checks {time.perf_counter() - t:.0f} s")
+    if not args.reuse:
+        t = time.perf_counter()
+        int8 = export_model(qsrc, out=out_dir / "int8.onnx", trt_build=False, parity_images=1, log=log)
+        log(f"int8 export+checks {time.perf_counter() - t:.0f} s")
 
+    import onnx
+    from edgemv.export.ort_form import dequantize_weights_for_ort
+
+    # The ONNX Runtime-only form: Conv/Gemm weights dequantized ahead of time (edgemv/export/ort_form.py).
+    ort_form, folded = dequantize_weights_for_ort(onnx.load(int8.path))
+    log(f"ORT-only form: {folded} Conv/Gemm weight dequantizers folded")
     xn = x.numpy()
+    ratios = []
     for level in args.levels.split(","):
-        for name, rep in (("FP32", fp32), (f"INT8 Q/DQ", int8)):
-            sess = ort_session(rep.path, threads=args.threads, optimization=level)
+        sessions = []
+        for name, model, nodes in (("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
+                                   ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form,
+                                    len(ort_form.graph.node))):
+            sess = ort_session(model, threads=args.threads, optimization=level)
             inp = sess.get_inputs()[0].name
-            med, lo, hi = timeit(lambda: sess.run(None, {inp: xn}), args.runs, args.warmup)
-            rows.append((f"ONNX Runtime {name}, opt {level} ({rep.nodes} nodes)", med, lo, hi))
+            sessions.append((f"ONNX Runtime {name}, opt {level} ({nodes} nodes)",
+                             lambda sess=sess, inp=inp: sess.run(None, {inp: xn})))
+        # Interleaved: one run of each, repeated, so that load from other jobs that comes and goes
+        # falls on both alike; the ratio per round (FP32 / INT8) is reported as well as the medians.
+        times = interleaved([fn for _, fn in sessions], args.runs, args.warmup)
+        for (name, _), ts in zip(sessions, times):
+            rows.append((name, statistics.median(ts), min(ts), max(ts)))
             log(f"{rows[-1]}")
+        for (name, _), ts in zip(sessions[1:], times[1:]):
+            per_round = [a / b for a, b in zip(times[0], ts)]
+            ratios.append((f"{name.split(', opt')[0].replace('ONNX Runtime ', '')}, ORT opt {level}",
+                           statistics.median(times[0]) / statistics.median(ts), min(times[0]) / min(ts),
+                           statistics.median(per_round), os.getloadavg()[0]))
 
     print(f"\n| {args.variant} batch 1, {args.threads} threads | median ms | min | max |")
     print("|---|---:|---:|---:|")
     for name, med, lo, hi in rows:
         print(f"| {name} | {med:.1f} | {lo:.1f} | {hi:.1f} |")
+    print()
+    for what, by_median, by_min, by_round, load in ratios:
+        print(f"speed-up over FP32 of {what}: {by_median:.2f}x by median, {by_min:.2f}x by min, "
+              f"{by_round:.2f}x median of per-round ratios (1-min load at the end {load:.2f})")
     print()
     cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
     print(f"machine: {cpu.split(':', 1)[-1].strip()} ({os.cpu_count()} cores), {platform.platform()}")

@@ -128,6 +128,28 @@ def test_quantized_run_folder(tmp_path, precision):
         assert build.data["targets"] == (["sm_89"] if precision == "fp8" else ["sm_86", "sm_89"])
 
 
+def test_ort_form_dequantizes_conv_weights(tmp_path):
+    """The ONNX Runtime-only form: Conv/Gemm weight DequantizeLinear (and the QuantizeLinear of the constant weight)
+    become float initializers with the values ORT computes; MatMul weights keep their Q/DQ (MatMulIntegerToFloat)."""
+    from edgemv.export.ort_form import dequantize_weights_for_ort
+
+    folder = _quantized_run(tmp_path, "int8")
+    report = export_model(load_source(str(folder)), trt_build=False)
+    graph = onnx.load(report.path)
+    form, count = dequantize_weights_for_ort(graph)
+    producer = {o: n for n in form.graph.node for o in n.output}
+    convs = [n for n in form.graph.node if n.op_type == "Conv"]
+    assert count > 0 and convs
+    assert not any(producer.get(n.input[1]) is not None and producer[n.input[1]].op_type == "DequantizeLinear"
+                   for n in convs)
+    assert any(n.op_type == "DequantizeLinear" for n in form.graph.node)  # activations and MatMul weights stay
+    onnx.checker.check_model(form)
+    x = np.random.default_rng(0).standard_normal((2, *report.inputs[0][2][1:])).astype(np.float32)
+    a = checks.ort_run(checks.ort_session(graph, optimization="none"), x)
+    b = checks.ort_run(checks.ort_session(form, optimization="none"), x)
+    assert checks.relative_error(b, a) < 1e-5  # the same weights reach the Conv
+
+
 def test_plugin_form(tmp_path, fp32_source):
     report = export_model(fp32_source, out=tmp_path / "p.onnx", scan_form="plugin", trt_build=HAVE_RTX)
     assert "edgemv:SelectiveScan" in report.op_counts
