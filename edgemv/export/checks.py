@@ -23,7 +23,9 @@ FP32_TOL = 1e-4
 FP16_TOL = 2e-2
 # Q/DQ graphs against the fake-quantized PyTorch model: ONNX Runtime and ModelOpt's fake quantization agree to ~1e-7
 # except where a value lands within float rounding of a rounding boundary and the two pick neighbouring integers;
-# that one-step difference then propagates. The median over images must meet FP32_TOL, the worst image QDQ_TOL.
+# that one-step difference then propagates. The median over images must meet FP32_TOL, the worst image QDQ_TOL;
+# in deep graphs (MambaVision-T at 224: median 2e-2) the median criterion is replaced by qdq_forced_parity, which
+# is stricter (logits to FP32_TOL once the quantizers' choices are forced equal), not by a larger tolerance.
 QDQ_TOL = 5e-2
 # Teacher-forced Q/DQ parity (qdq_forced_parity): at most this fraction of the activation values of the whole network
 # may land on a different integer in ONNX Runtime than in ModelOpt (and never more than one step away). Measured on
