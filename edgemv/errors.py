@@ -4,7 +4,7 @@ The CLI turns every ``EdgemvError`` into one line on stderr and a non-zero exit;
 keeps its traceback.
 """
 
-__all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "CheckpointMismatchError", "DataError"]
+__all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "CheckpointMismatchError", "DataError", "ScanImplError"]
 
 
 class EdgemvError(Exception):
@@ -25,3 +25,7 @@ class CheckpointMismatchError(WeightsError):
 
 class DataError(EdgemvError):
     """Images or tensors that cannot be used (missing, unreadable, empty set)."""
+
+
+class ScanImplError(EdgemvError, ValueError):
+    """An unknown selective-scan implementation name, or one not available on this device."""

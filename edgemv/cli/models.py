@@ -45,7 +45,7 @@ def variants(as_json, no_gmacs):
 @batch_size_option
 @click.option("--top-k", "-k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Classes to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def predict(images, variant, weights, device, scan_impl, batch_size, top_k, as_json):
+def predict(images, variant, weights, device, batch_size, top_k, as_json):
     """Classify IMAGES (files or folders) with a MambaVision variant and print the top classes.
 
     Uses the variant's own evaluation transform (resize, crop, ImageNet mean/std). Unreadable images are
@@ -57,9 +57,6 @@ def predict(images, variant, weights, device, scan_impl, batch_size, top_k, as_j
     """
     from ..inference import classify_images
     from ..models import create_model
-    from ..ops import set_scan_impl
-
-    set_scan_impl(scan_impl)
     model = create_model(variant, weights=weights)
     predictions, skipped = classify_images(model, images, top_k=top_k, batch_size=batch_size, device=device)
     if as_json:

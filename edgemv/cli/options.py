@@ -39,9 +39,19 @@ device_option = click.option(
     "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True, help="Where to run PyTorch.",
 )
 out_option = click.option("--out", "-o", type=click.Path(), default=None, help="Output path.")
+def _set_scan_impl(ctx, param, value):
+    # Applied as soon as the option is parsed: the process-wide setting the model's mixers read.
+    from ..ops import set_scan_impl
+
+    set_scan_impl(value)
+    return value
+
+
 scan_impl_option = click.option(
     "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "triton"]), default="auto", show_default=True,
-    help="Selective-scan implementation (auto: triton on CUDA, the faster plain-PyTorch form on the CPU).",
+    envvar="EDGEMV_SCAN_IMPL", expose_value=False, callback=_set_scan_impl,
+    help="Selective-scan implementation in PyTorch (auto: triton on CUDA, the faster plain-PyTorch form on the "
+         "CPU). Also settable with EDGEMV_SCAN_IMPL.",
 )
 batch_size_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
                                  help="Images per batch.")

@@ -4,7 +4,7 @@ import sys
 
 import click
 
-from .options import batch_size_option, device_option, seed_option, variant_option, weights_option
+from .options import scan_impl_option, batch_size_option, device_option, seed_option, variant_option, weights_option
 from .table import format_table
 
 __all__ = ["quantize"]
@@ -30,6 +30,7 @@ def _mb(n: int) -> str:
               help="Activation range: max, or a ModelOpt histogram method (entropy: INT8 only; percentile 99.99).")
 @batch_size_option
 @device_option
+@scan_impl_option
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Run folder [default: edgemv-out/<variant>-<precision>].")
 @seed_option

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .options import VariantType, batch_size_option, device_option, seed_option
+from .options import scan_impl_option, VariantType, batch_size_option, device_option, seed_option
 from .table import format_table
 
 __all__ = ["validate", "EXIT_BUDGET", "BudgetExceeded"]
@@ -43,6 +43,7 @@ def _max_drop(value):
                    "without. Exceeding it exits with status 3. 'inf' disables the gate.")
 @batch_size_option
 @device_option
+@scan_impl_option
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N images (a seeded subset, the same on every machine).")
 @seed_option

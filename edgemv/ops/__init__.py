@@ -20,6 +20,7 @@ import torch
 from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_ref import selective_scan_ref
+from ..errors import ScanImplError
 
 __all__ = [
     "selective_scan",
@@ -43,13 +44,13 @@ ONNX_FORMS = ("decomposed", "plugin")
 
 _settings = {"impl": os.environ.get("EDGEMV_SCAN_IMPL", "auto"), "onnx_form": "decomposed"}
 if _settings["impl"] not in IMPLS:
-    raise ValueError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
+    raise ScanImplError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
 
 
 def set_scan_impl(name: str) -> None:
     """Set the process-wide implementation used when ``impl`` is not given: 'ref', 'chunked', 'triton' or 'auto'."""
     if name not in IMPLS:
-        raise ValueError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+        raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
     _settings["impl"] = name
 
 
@@ -136,7 +137,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     """
     name = get_scan_impl() if impl is None else impl
     if name not in IMPLS:
-        raise ValueError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+        raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
     if _exporting_decomposed():
         return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .scan_chunked import selective_scan_chunked
 from .scan_ref import selective_scan_ref
+from ..errors import ScanImplError
 
 __all__ = ["IMPLS", "triton_available", "resolve_impl", "run_impl", "selective_scan_op"]
 
@@ -40,7 +41,7 @@ _CPU_AUTO = "ref"
 def resolve_impl(impl: str, device: torch.device) -> str:
     """The concrete implementation ('ref', 'chunked', 'triton') that ``impl`` means on ``device``."""
     if impl not in IMPLS:
-        raise ValueError(f"unknown scan implementation {impl!r}; choose one of {IMPLS}")
+        raise ScanImplError(f"unknown scan implementation {impl!r}; choose one of {IMPLS}")
     if impl != "auto":
         return impl
     if device.type == "cuda":
@@ -57,9 +58,9 @@ def run_impl(impl: str, u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         y = selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     else:
         if u.device.type != "cuda":
-            raise ValueError("impl='triton' needs CUDA tensors")
+            raise ScanImplError("scan implementation 'triton' needs a CUDA device; on the CPU use auto, ref or chunked")
         if not triton_available():
-            raise RuntimeError("impl='triton' needs the triton package (pip install triton)")
+            raise ScanImplError("scan implementation 'triton' needs the triton package (pip install triton)")
         from .scan_triton import selective_scan_triton
 
         y = selective_scan_triton(
