@@ -1,5 +1,6 @@
 """edgemv.quantize: ModelOpt INT8/FP8 on the tiny 'test' variant, recipes, run folders, the CLI's errors."""
 
+import copy
 import fnmatch
 import json
 import subprocess
@@ -15,6 +16,7 @@ from edgemv.models import create_model
 from edgemv.quantize import (GROUPS, HIGH_PRECISION, RunFolderError, group_of, load_fp32_reference, load_quantized,
                              make_recipe, quantize, quantizer_report, read_run_info, run_quantize)
 from edgemv.quantize.config import Recipe
+from edgemv.quantize.fold import fold_batchnorm
 
 pytest.importorskip("modelopt.torch.quantization")
 
@@ -241,9 +243,13 @@ def test_save_restore_gives_identical_outputs(int8_run):
 
 def test_fp32_reference_equals_the_original_model(int8_run):
     x = _x()
-    original = _model(seed=0)  # run_quantize seeds torch with --seed before building random weights
+    original = _model(seed=0).eval()  # run_quantize seeds torch with --seed before building random weights
+    folded = copy.deepcopy(original)
+    assert fold_batchnorm(folded) == [tuple(p) for p in int8_run.info["bn_fold"]["pairs"]]
     fp32 = load_fp32_reference(int8_run.out_dir)
-    assert torch.equal(fp32(x), original(x))
+    assert torch.equal(fp32(x), folded(x))  # the run quantized the BN-folded model: exactly that, restored
+    ref = original(x)
+    assert (fp32(x) - ref).abs().max() <= 1e-5 * ref.abs().max()  # and folding BN changed nothing (float32)
     assert not torch.equal(load_quantized(int8_run.out_dir)(x), original(x))
 
 

@@ -20,6 +20,7 @@ from typing import Optional, Union
 import torch
 
 from ..errors import EdgemvError
+from .fold import FOLD_RECORD_KEY
 
 __all__ = ["RunFolderError", "MODEL_FILE", "INFO_FILE", "RUN_SCHEMA", "write_run", "read_run_info",
            "load_quantized", "load_fp32_reference", "resolve_run", "default_out_dir", "check_out_dir"]
@@ -118,7 +119,12 @@ def _rebuild(info: dict) -> torch.nn.Module:
     variant = model_info.get("variant")
     if not variant:
         raise RunFolderError("quantize.json names no variant")
-    return create_model(variant, weights="random", **(model_info.get("overrides") or {}))
+    model = create_model(variant, weights="random", **(model_info.get("overrides") or {}))
+    if (info.get(FOLD_RECORD_KEY) or {}).get("enabled"):  # the saved model's structure: convs with BN folded in
+        from .fold import fold_batchnorm
+
+        fold_batchnorm(model.eval())
+    return model
 
 
 def load_quantized(path: Union[str, Path], device: Optional[Union[str, torch.device]] = "cpu") -> torch.nn.Module:

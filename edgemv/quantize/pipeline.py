@@ -21,6 +21,7 @@ from ..errors import DataError, EdgemvError
 from .artifacts import check_out_dir, default_out_dir, write_run
 from .config import Recipe, make_recipe
 from .fidelity import Fidelity, collect_logits, compare_logits
+from .fold import FOLD_RECORD_KEY, fold_batchnorm
 from .model_quant import QuantizeError, QuantizerReport, quantize, quantizer_report
 
 __all__ = ["run_quantize", "QuantizeResult", "Plan", "split_holdout", "fingerprint", "HOLDOUT_FRACTION",
@@ -164,7 +165,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
                  exclude: Sequence[str] = (), force: bool = False, eval_data=None,
                  eval_size: int = DEFAULT_EVAL_SIZE, input_size=None, model: Optional[torch.nn.Module] = None,
                  recipe: Optional[Recipe] = None, plan: Optional[Plan] = None, progress: bool = True,
-                 log: Callable[[str], None] = _log_default, command: Optional[str] = None) -> QuantizeResult:
+                 log: Callable[[str], None] = _log_default, command: Optional[str] = None,
+                 fold_bn: bool = True) -> QuantizeResult:
     """Quantize a MambaVision model and write a run folder.
 
     Args:
@@ -180,6 +182,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
         model: an already built model (e.g. trained in a test) instead of ``variant``/``weights``.
         recipe: a full recipe instead of precision/calib_method/include/exclude.
         plan: hook that may change the recipe after seeing the FP32 model and data (``--max-drop``).
+        fold_bn: fold the convs' BatchNorms into them first (``edgemv.quantize.fold``; recorded in quantize.json,
+            the loaders fold the rebuilt model the same way). The FP32 reference is then the folded model.
     """
     from ..data import ImageBatches, default_calib_dir, discover_images, eval_transform, make_forward_loop
 
@@ -201,6 +205,7 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
 
         model = create_model(variant, weights=weights)
     model = model.eval().to(dev)
+    folded = fold_batchnorm(model) if fold_bn else []
     spec = model.variant
     out_dir = Path(out) if out is not None else default_out_dir(spec.name, recipe.precision)
     check_out_dir(out_dir, force)  # fail before minutes of calibration, not after
@@ -209,6 +214,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
     times["model"] = time.perf_counter() - t0
     wdesc = "random weights" if weights_info.is_random else f"weights {weights_info.path}"
     log(f"quantize: model {spec.name} ({n_params / 1e6:.2f}M params, {wdesc}) on {dev}  {times['model']:.1f}s")
+    if folded:
+        log(f"quantize: BatchNorm folded into {len(folded)} convs (the deployment form; final norm kept)")
 
     # 2. data
     t0 = time.perf_counter()
@@ -290,6 +297,7 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
                     "random": weights_info.is_random},
         "precision": recipe.precision,
         "recipe": recipe.as_dict(),
+        FOLD_RECORD_KEY: {"enabled": bool(fold_bn), "pairs": [list(p) for p in folded]},
         "calibration": {
             "source": str(source.source), "kind": source.kind, "source_images": len(source.items),
             "selected": len(calib_set.items), "used": calib_summary["used"],
