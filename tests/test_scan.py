@@ -217,3 +217,59 @@ assert rel_err(selective_scan_triton(**inp, block_d=16, block_l=8, num_warps=1),
     if res.returncode and "InterpreterError" in res.stderr and "0-dimensional" in res.stderr:
         pytest.skip("this triton's interpreter cannot run with the installed numpy")
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+# The parallel Triton kernel (variant 'par') in Triton's interpreter: (batch, channels, L, dtype, big delta, D, z,
+# delta_bias, softplus, model layout, poly). The interpreter's scan is vectorised by tests/_triton_interp.py.
+PAR_FAST = [
+    (2, 8, 1, torch.float32, True, False, True, False, True, False, 0),
+    (3, 8, 2, torch.float16, False, True, False, True, True, True, 0),
+    (1, 160, 7, torch.bfloat16, True, True, True, True, True, True, 0),
+    (2, 8, 49, torch.float32, True, True, False, True, True, True, 8),
+    (1, 320, 49, torch.float16, False, True, False, True, True, True, 0),
+    (1, 8, 64, torch.float32, False, False, True, False, False, False, 0),
+    (1, 8, 196, torch.float32, True, True, True, True, True, True, 3),
+    (1, 8, 256, torch.bfloat16, False, True, False, True, True, False, 0),
+    (1, 8, 1024, torch.float32, True, True, False, True, True, True, 0),
+]
+PAR_SLOW = [
+    (2, 160, 196, torch.float16, True, True, False, True, True, True, 0),
+    (1, 320, 64, torch.float32, False, True, True, True, True, True, 8),
+    (1, 8, 2048, torch.float16, True, True, False, True, True, False, 0),
+    (1, 160, 256, torch.bfloat16, False, False, True, False, True, True, 0),
+]
+
+
+def _run_par_in_interpreter(cases):
+    code = r"""
+import math, sys, torch
+sys.path.insert(0, %r)
+from _triton_interp import fast_interpreter_scan
+fast_interpreter_scan()
+from test_scan import make, scan_f64, rel_err, TOL
+from edgemv.ops.scan_triton import selective_scan_triton
+for case in %s:
+    b, d, L, dt, big, has_d, has_z, has_bias, softplus, layout, poly = case
+    inp = make(b, d, L, dt, big, has_d, has_z, has_bias, layout, softplus=softplus)
+    out = torch.full((b, d, L), float("nan"), dtype=dt)  # poisoned: every element must be written
+    y = selective_scan_triton(**inp, variant="par", poly=poly, out=out)
+    assert y is out and y.dtype == dt
+    err = rel_err(y, scan_f64(**inp))
+    assert math.isfinite(err) and err < TOL[dt], (case, err)
+    print(case, "%%.2e" %% err)
+""" % (os.path.dirname(__file__), repr(cases))
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_triton_par_kernel_in_interpreter():
+    """Variant 'par' against float64 on the CPU (Triton interpreter; skipped where triton is absent)."""
+    pytest.importorskip("triton")
+    _run_par_in_interpreter(PAR_FAST)
+
+
+@pytest.mark.slow
+def test_triton_par_kernel_in_interpreter_heavy():
+    pytest.importorskip("triton")
+    _run_par_in_interpreter(PAR_SLOW)
