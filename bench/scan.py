@@ -3,6 +3,8 @@
     python bench/scan.py                 # correctness + timings at MambaVision-T shapes, table last
     python bench/scan.py --smoke         # a few cases, one shape (first check on a new machine)
     python bench/scan.py --sweep         # also sweep the Triton tile sizes (BLOCK_D, BLOCK_L, warps)
+    python bench/scan.py --quick         # < 2 min: both Triton kernels (par, seq) vs float64, copy bandwidth,
+                                         # timings at 160x196 and 320x49, batch 128/256, fp16/fp32, par tile sweep
     python bench/scan.py --cpu           # CPU: time 'ref' against 'chunked' (chunk lengths) for 'auto'
 
 Bytes counted per call: u, delta, B, C read once and y written once (A, D, delta_bias are negligible). Times are
@@ -161,11 +163,19 @@ def device_time_ms(make_fn, nbytes, reps=20):
 
 
 def _fn_for(impl, inp, cfg=None):
+    """A call of one implementation; 'triton-par' / 'triton-seq' force a Triton kernel variant ('triton' = default).
+
+    ``cfg``: (BLOCK_D, BLOCK_L, num_warps) for 'seq', (BLOCK_D, num_warps[, poly]) for 'par'.
+    """
     from edgemv.ops.scan_triton import selective_scan_triton
 
-    if impl == "triton":
+    if impl.startswith("triton"):
+        variant = impl.split("-")[1] if "-" in impl else None
+        if variant == "par":
+            bd, nw, poly = (tuple(cfg or ()) + (None, None, None))[:3]
+            return lambda: selective_scan_triton(**inp, block_d=bd, num_warps=nw, variant="par", poly=poly)
         bd, bl, nw = cfg or (None, None, None)
-        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw)
+        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw, variant=variant)
     if impl == "chunked":
         return lambda: selective_scan_chunked(**inp)
     return lambda: selective_scan_ref(**inp)
@@ -204,7 +214,7 @@ def sweep(device, shapes, batch=256, dtype=torch.float16):
         nbytes = scan_bytes(batch, dim, L, dtype)
         for cfg in SWEEP:
             try:
-                ms = device_time_ms(lambda: _fn_for("triton", make_inputs(batch, dim, L, dtype, device), cfg),
+                ms = device_time_ms(lambda: _fn_for("triton-seq", make_inputs(batch, dim, L, dtype, device), cfg),
                                     nbytes, reps=10)
             except Exception as exc:  # out of resources etc.
                 print(f"  sweep {dim}x{L} {cfg}: {type(exc).__name__}: {str(exc)[:100]}", flush=True)
@@ -237,17 +247,121 @@ def cpu_auto(threads):
         print(f"{dim}x{L} b={b}: " + "  ".join(row), flush=True)
 
 
+QUICK_CASES = [  # (batch, dim, L, dtype, big, has_z, has_d, has_bias, model_layout)
+    (3, 160, 196, torch.float16, True, False, True, True, True),
+    (16, 320, 49, torch.float32, False, True, True, True, True),
+    (2, 8, 1, torch.float32, True, True, False, False, False),
+    (3, 160, 7, torch.bfloat16, False, False, True, True, True),
+    (2, 320, 1024, torch.float16, True, False, True, True, False),
+    (1, 8, 2048, torch.float32, False, True, True, True, True),
+]
+# par tile sweep (BLOCK_D, num_warps) at batch 256 fp16; the first of each list is the default of pick_par_config
+# (BLOCK_D, num_warps, poly): poly = decays per element on the FMA pipe instead of MUFU (_exp2_fma)
+QUICK_SWEEP = {(160, 196): [(16, 8), (16, 4), (8, 4), (32, 8), (16, 8, 3), (16, 4, 3)],
+               (320, 49): [(64, 8), (32, 4), (64, 4), (16, 2), (64, 8, 3), (32, 4, 3)]}
+
+
+def quick(device, out_dir, budget_s=105.0):
+    """One short run: both Triton variants against float64 (poisoned outputs), copy bandwidth, timings, tile sweep.
+
+    Stops starting new timings after ``budget_s`` seconds so the table always comes out.
+    """
+    import triton
+    from triton.testing import do_bench
+
+    from edgemv.ops.scan_triton import pick_par_config, selective_scan_triton
+
+    t0 = time.time()
+    name = torch.cuda.get_device_name()
+    print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
+    g = torch.Generator(device=device)
+    g.manual_seed(1234)
+    corr, n_fail = [], 0
+    for (b, dim, L, dt, big, has_z, has_d, has_bias, layout) in QUICK_CASES:
+        inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, layout, gen=g)
+        ref = scan_f64(**inp)
+        for variant, poly in (("par", None), ("par", 8), ("seq", None)):
+            if (variant == "seq" and L > 1024) or (poly and dt != torch.float32):
+                continue
+            out = torch.full((b, dim, L), float("nan"), dtype=dt, device=inp["u"].device)  # poisoned
+            try:
+                y = selective_scan_triton(**inp, variant=variant, out=out, poly=poly)
+                torch.cuda.synchronize()
+                err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+            except Exception as exc:
+                print(f"ERROR {variant} {b}x{dim}x{L}: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
+                err = float("nan")
+            ok = math.isfinite(err) and err < TOL[dt]
+            n_fail += not ok
+            variant = variant + ("-poly8" if poly else "")
+            corr.append(dict(variant=variant, batch=b, dim=dim, L=L, dtype=str(dt), big=big, z=has_z,
+                             model_layout=layout, err=err, passed=ok))
+            print(f"  {'ok  ' if ok else 'FAIL'} {variant} b={b} {dim}x{L} {str(dt)[6:]:8s} big={big:d} z={has_z:d} "
+                  f"D={has_d:d} bias={has_bias:d} strided={layout:d} rel err {err:.2e} (tol {TOL[dt]:.0e})"
+                  f"  [{time.time() - t0:.0f}s]", flush=True)
+    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
+    yb = torch.empty_like(x)
+    copy_gbs = 2 * x.numel() / (do_bench(lambda: yb.copy_(x), warmup=20, rep=100, return_mode="median") * 1e-3) / 1e9
+    del x, yb
+    print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)  [{time.time() - t0:.0f}s]", flush=True)
+    rows = []
+    shapes, f16, f32 = ((160, 196), (320, 49)), torch.float16, torch.float32
+    # most wanted first (the time budget cuts the tail): par at every shape/batch/dtype, seq fp16, the par tile
+    # sweep, seq fp32
+    plan = [("triton-par", sh, b, dt, None) for sh in shapes for b in (128, 256) for dt in (f16, f32)]
+    plan += [("triton-seq", sh, b, f16, None) for sh in shapes for b in (128, 256)]
+    plan += [("triton-par", sh, 256, f16, cfg) for sh, cfgs in QUICK_SWEEP.items() for cfg in cfgs[1:]]
+    plan += [("triton-seq", sh, b, f32, None) for sh in shapes for b in (128, 256)]
+    for impl, (dim, L), b, dt, cfg in plan:
+        if time.time() - t0 > budget_s:
+            print(f"  time budget reached: skipped {impl} {dim}x{L} b={b} {dt} {cfg}", flush=True)
+            continue
+        nbytes = scan_bytes(b, dim, L, dt)
+        try:
+            ms = device_time_ms(lambda: _fn_for(impl, make_inputs(b, dim, L, dt, device), cfg), nbytes, reps=10)
+            eager = do_bench(_fn_for(impl, make_inputs(b, dim, L, dt, device), cfg), warmup=10, rep=40,
+                             return_mode="median")
+        except Exception as exc:
+            print(f"  {impl} {dim}x{L} {cfg}: {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+            continue
+        gbs = nbytes / (ms * 1e-3) / 1e9
+        if impl == "triton-par":
+            cfg = cfg or pick_par_config(dim, L)
+        rows.append(dict(impl=impl, dim=dim, L=L, batch=b, dtype=str(dt).split(".")[-1], ms=ms, eager_ms=eager,
+                         gbs=gbs, frac_copy=gbs / copy_gbs, cfg=cfg))
+        print(f"  {impl:10s} {dim}x{L} b={b} {rows[-1]['dtype']:8s} cfg={cfg} device {ms * 1e3:7.1f} us  eager "
+              f"{eager * 1e3:7.1f} us  {gbs:5.0f} GB/s {100 * gbs / copy_gbs:5.1f}%  [{time.time() - t0:.0f}s]",
+              flush=True)
+    with open(os.path.join(out_dir, "scan_quick.json"), "w") as f:
+        json.dump(dict(device=name, torch=torch.__version__, triton=triton.__version__, copy_gbs=copy_gbs,
+                       correctness=corr, timings=rows), f, indent=1)
+    bar = {(160, 196): 0.121, (320, 49): 0.131}
+    print("\n| kernel | D x L | batch | dtype | tile | device time (us) | eager call (us) | GB/s | % of copy "
+          "| vs mamba_ssm b128 fp16 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        speed = f"{bar[(r['dim'], r['L'])] / r['ms']:.1f}x" if (r["batch"] == 128 and r["dtype"] == "float16") else ""
+        print(f"| {r['impl']} | {r['dim']} x {r['L']} | {r['batch']} | {r['dtype']} | {r['cfg']} | {r['ms'] * 1e3:.1f} | "
+              f"{r['eager_ms'] * 1e3:.1f} | {r['gbs']:.0f} | {100 * r['frac_copy']:.1f}% | {speed} |")
+    print(f"\ncopy bandwidth {copy_gbs:.0f} GB/s; correctness {len(corr) - n_fail}/{len(corr)} passed; {name}; "
+          f"{time.time() - t0:.0f}s")
+    return n_fail
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--cpu", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="one short run: Triton variants, copy bandwidth, table")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
     if args.cpu:
         cpu_auto(args.threads)
         return
+    if args.quick:
+        sys.exit(1 if quick("cuda", args.out) else 0)
     import triton
 
     device = "cuda"
