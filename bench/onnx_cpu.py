@@ -1,7 +1,9 @@
 """ONNX Runtime on the CPU: FP32 vs INT8 Q/DQ latency of a MambaVision variant at batch 1, against PyTorch eager.
 
-Exports the FP32 model and an INT8 model (edgemv.quantize's default MambaVision recipe, calibrated on a few random
-images: latency does not depend on calibration quality) with edgemv.export, then times, each after warm-up, the
+Exports the FP32 model and INT8 models (edgemv.quantize's default MambaVision recipe, and the same with the convs'
+outputs quantized too, ``make_recipe(conv_output=True)``, so that ONNX Runtime can build QLinearConv; calibrated on a
+few random images: latency does not depend on calibration quality) with edgemv.export, BatchNorm folded into the convs
+first for every graph (edgemv.quantize.fold, as ``edgemv quantize`` does), then times, each after warm-up, the
 median of --runs single-image runs:
   - PyTorch eager, reference (sequential) scan and chunked scan, FP32;
   - PyTorch eager, fake-quantized INT8 (what ModelOpt runs on the CPU: not a speed path, for reference);
@@ -62,6 +64,9 @@ def main():
     ap.add_argument("--int8-run", default=None, help="use this quantize run folder instead of quantizing here")
     ap.add_argument("--out-dir", default=None, help="keep the ONNX files here (default: a temporary folder)")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--no-conv-output", action="store_true",
+                    help="skip the INT8 graph with conv output quantizers (make_recipe(conv_output=True))")
+    ap.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm into the convs before exporting")
     ap.add_argument("--reuse", action="store_true",
                     help="time fp32.onnx and int8.onnx already in --out-dir (from an earlier run) without exporting")
     args = ap.parse_args()
@@ -79,7 +84,11 @@ def main():
 
     torch.manual_seed(0)
     out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="edgemv-bench-"))
+    from edgemv.quantize.fold import fold_batchnorm
+
     src = load_source(None, args.variant, "random")
+    if not args.no_fold:  # the deployment form, for FP32 as for INT8 (ORT would fold FP32's BNs itself)
+        fold_batchnorm(src.model.eval())
     x = torch.randn(1, *src.input_size)
     rows = []
 
@@ -105,6 +114,7 @@ def main():
             return SimpleNamespace(path=str(path), nodes=nodes, file_bytes=path.stat().st_size, checks=[])
 
         fp32, int8 = existing("fp32.onnx"), existing("int8.onnx")
+        int8co = existing("int8co.onnx") if (out_dir / "int8co.onnx").exists() else None
     t = time.perf_counter()
     if not args.reuse:
         fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log)
@@ -118,12 +128,18 @@ def main():
         from edgemv.quantize import make_recipe, quantize
 
         calib = [torch.randn(2, *src.input_size) for _ in range(2)]
-        qmodel = load_source(None, args.variant, "random").model
-        qmodel.load_state_dict(src.model.state_dict())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            qmodel = quantize(qmodel, make_recipe("int8"), lambda m: [m(c) for c in calib])
-        qsrc = ExportSource(qmodel, "int8", args.variant, src.input_size, f"{args.variant} INT8 (default recipe)")
+
+        def int8_model(conv_output):
+            qmodel = load_source(None, args.variant, "random").model.eval()
+            if not args.no_fold:
+                fold_batchnorm(qmodel)
+            qmodel.load_state_dict(src.model.state_dict())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return quantize(qmodel, make_recipe("int8", conv_output=conv_output), lambda m: [m(c) for c in calib])
+
+        qsrc = ExportSource(int8_model(False), "int8", args.variant, src.input_size,
+                            f"{args.variant} INT8 (default recipe)")
     if not args.skip_torch:
         with torch.no_grad(), scan_impl("chunked"):
             med, lo, hi = timeit(lambda: qsrc.model(x), max(5, args.torch_runs // 2), 1)
@@ -132,6 +148,11 @@ def main():
         t = time.perf_counter()
         int8 = export_model(qsrc, out=out_dir / "int8.onnx", trt_build=False, parity_images=1, log=log)
         log(f"int8 export+checks {time.perf_counter() - t:.0f} s")
+        int8co = None
+        if not args.int8_run and not args.no_conv_output:
+            cosrc = ExportSource(int8_model(True), "int8", args.variant, src.input_size,
+                                 f"{args.variant} INT8 (default recipe + conv outputs)")
+            int8co = export_model(cosrc, out=out_dir / "int8co.onnx", trt_build=False, parity_images=1, log=log)
 
     import onnx
     from edgemv.export.ort_form import dequantize_weights_for_ort
@@ -143,9 +164,11 @@ def main():
     ratios = []
     for level in args.levels.split(","):
         sessions = []
-        for name, model, nodes in (("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
-                                   ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form,
-                                    len(ort_form.graph.node))):
+        graphs = [("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
+                  ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form, len(ort_form.graph.node))]
+        if int8co is not None:
+            graphs.append(("INT8 Q/DQ + conv output quantizers", int8co.path, int8co.nodes))
+        for name, model, nodes in graphs:
             sess = ort_session(model, threads=args.threads, optimization=level)
             inp = sess.get_inputs()[0].name
             sessions.append((f"ONNX Runtime {name}, opt {level} ({nodes} nodes)",
@@ -177,7 +200,7 @@ def main():
     print(f"load: {os.getloadavg()}")
     print(f"files: fp32 {fp32.file_bytes / 1e6:.1f} MB / {fp32.nodes} nodes; int8 {int8.file_bytes / 1e6:.1f} MB / "
           f"{int8.nodes} nodes; parity fp32 {fp32.checks[2].detail if len(fp32.checks) > 2 else ''}")
-    for rep in (fp32, int8):
+    for rep in (fp32, int8) + ((int8co,) if int8co is not None else ()):
         for c in rep.checks:
             print(f"  {Path(rep.path).name}: {c.status} {c.name}: {c.detail}")
 

@@ -165,6 +165,20 @@ def test_quantizers_where_the_recipe_says(precision):
     assert not torch.equal(out, ref)  # quantization did something
 
 
+def test_conv_output_quantizers_only_on_quantized_convs():
+    """make_recipe(conv_output=True): output quantizers on the stem / ConvBlock / downsample convs, nowhere else;
+    --exclude switches them off too."""
+    from edgemv.quantize.config import CONV_OUTPUT_GROUPS
+
+    recipe = make_recipe("int8", conv_output=True, exclude=["levels.1.downsample.*"])
+    states = _module_states(quantize(_model(), recipe, _loop()))
+    with_output = {m for m, (w, i, o) in states.items() if o}
+    expected = {m for m in states if group_of(m) in CONV_OUTPUT_GROUPS and _expected_enabled(m, recipe)}
+    assert with_output == expected and "patch_embed.conv_down.0" in expected
+    assert "levels.1.downsample.reduction.0" not in with_output and not any("mixer" in m for m in with_output)
+    assert recipe.as_dict()["conv_output"] is True and make_recipe("int8").as_dict()["conv_output"] is False
+
+
 def test_default_recipe_report():
     q = quantize(_model(), make_recipe("int8"), _loop())
     report = quantizer_report(q)
@@ -259,6 +273,7 @@ def test_fp8_pipeline_and_atomic_overwrite(image_dir, tmp_path):
     r = run_quantize("test", "random", "fp8", calib_method="percentile", calib_size=4, **kw)
     assert r.info["calibration"]["selected"] == 4
     assert r.info["deployment"]["fp8"].startswith("FP8 engines need compute capability sm_89")
+    assert r.info["bn_fold"] == {"enabled": False, "pairs": []}  # FP8 (per-tensor weights): not folded by default
     assert torch.equal(load_quantized(out)(_x()), r.model(_x()))
     before = (out / "quantize.json").read_text()
     with pytest.raises(RunFolderError, match="--force"):

@@ -12,7 +12,8 @@ later entries overriding earlier ones, so the recipe reads top to bottom:
 
 Patterns are fnmatch wildcards over module names (``levels.2.blocks.0.mixer.x_proj``), as ``mtq`` matches
 quantizer names; a module pattern ``P`` becomes the quantizer patterns ``P.weight_quantizer`` and
-``P.input_quantizer``. Output quantizers stay off (TensorRT fuses the next layer's input Q/DQ).
+``P.input_quantizer``. Output quantizers stay off (TensorRT fuses the next layer's input Q/DQ), except the convs'
+with ``conv_output=True`` (for ONNX Runtime's QLinearConv; off by default, docs/quantize.md).
 
 The defaults were chosen by measuring each group alone (docs/quantize.md, "How the defaults were chosen").
 """
@@ -22,8 +23,8 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Group", "GROUPS", "HIGH_PRECISION", "NOT_MODULES", "PRECISIONS", "CALIB_METHODS", "Recipe",
-           "make_recipe", "group_of", "group_names", "modelopt_preset", "DEFAULT_PERCENTILE"]
+__all__ = ["Group", "GROUPS", "CONV_OUTPUT_GROUPS", "HIGH_PRECISION", "NOT_MODULES", "PRECISIONS", "CALIB_METHODS",
+           "Recipe", "make_recipe", "group_of", "group_names", "modelopt_preset", "DEFAULT_PERCENTILE"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ GROUPS: Tuple[Group, ...] = (
     Group("mlp_fc2", ("levels.*.blocks.*.mlp.fc2",), "MLP fc2 (4C -> C)"),
     Group("head", ("avgpool", "head"), "global pool input and classifier"),
 )
+
+# Groups of convolutions whose outputs ``Recipe.conv_output`` quantizes as well.
+CONV_OUTPUT_GROUPS: Tuple[str, ...] = ("stem", "conv_blocks", "downsample")
 
 # Modules ModelOpt wraps that always stay in high precision (unless --include names them).
 HIGH_PRECISION: Tuple[Group, ...] = (
@@ -133,6 +137,9 @@ class Recipe:
     # Entropy: candidate thresholds every ``entropy_stride`` of the 2048 histogram bins (ModelOpt's ``stride``);
     # 16 keeps the threshold within 0.8% of the range and the search ~16x faster than stride 1.
     entropy_stride: int = 16
+    # Output quantizers on the quantized convs too (CONV_OUTPUT_GROUPS): a Q after the conv lets ONNX Runtime's CPU
+    # build QLinearConv (it needs DQ -> Conv -> Q); TensorRT does not need them. Off by default: docs/quantize.md.
+    conv_output: bool = False
 
     def __post_init__(self):
         self.precision = str(self.precision).lower()
@@ -168,8 +175,16 @@ class Recipe:
                 entries += [{"quantizer_name": q, "enable": False}
                             for p in group.patterns for q in _quantizer_patterns(p)]
                 entries += [{"quantizer_name": "*", "parent_class": c, "enable": False} for c in group.classes]
+        if self.conv_output:
+            fmt = next(e["cfg"] for e in modelopt_preset(self.precision)["quant_cfg"]
+                       if e.get("quantizer_name") == "*input_quantizer")
+            entries += [{"quantizer_name": f"{p}.output_quantizer", "cfg": dict(fmt), "enable": True}
+                        for group in GROUPS if group.name in CONV_OUTPUT_GROUPS and group.name in self.quantized_groups
+                        for p in group.patterns]
         entries += [{"quantizer_name": q, "enable": True} for p in self.include for q in _quantizer_patterns(p)]
         entries += [{"quantizer_name": q, "enable": False} for p in self.exclude for q in _quantizer_patterns(p)]
+        if self.conv_output:
+            entries += [{"quantizer_name": f"{p}.output_quantizer", "enable": False} for p in self.exclude]
         return entries
 
     def to_modelopt(self) -> dict:
@@ -196,16 +211,17 @@ class Recipe:
             "high_precision_groups": list(self.high_precision_groups),
             "include": list(self.include),
             "exclude": list(self.exclude),
+            "conv_output": self.conv_output,
             "entries": self.entries(),
         }
 
 
 def make_recipe(precision: str = "int8", calib_method: str = "max", include: Sequence[str] = (),
                 exclude: Sequence[str] = (), quantized_groups: Optional[Sequence[str]] = None,
-                percentile: float = DEFAULT_PERCENTILE) -> Recipe:
+                percentile: float = DEFAULT_PERCENTILE, conv_output: bool = False) -> Recipe:
     """The default MambaVision recipe for a precision, with overrides."""
     kwargs: Dict = dict(precision=precision, calib_method=calib_method, include=tuple(include),
-                        exclude=tuple(exclude), percentile=percentile)
+                        exclude=tuple(exclude), percentile=percentile, conv_output=conv_output)
     if quantized_groups is not None:
         kwargs["quantized_groups"] = tuple(quantized_groups)
     return Recipe(**kwargs)

@@ -166,7 +166,7 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
                  eval_size: int = DEFAULT_EVAL_SIZE, input_size=None, model: Optional[torch.nn.Module] = None,
                  recipe: Optional[Recipe] = None, plan: Optional[Plan] = None, progress: bool = True,
                  log: Callable[[str], None] = _log_default, command: Optional[str] = None,
-                 fold_bn: bool = True) -> QuantizeResult:
+                 fold_bn: Optional[bool] = None) -> QuantizeResult:
     """Quantize a MambaVision model and write a run folder.
 
     Args:
@@ -184,6 +184,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
         plan: hook that may change the recipe after seeing the FP32 model and data (``--max-drop``).
         fold_bn: fold the convs' BatchNorms into them first (``edgemv.quantize.fold``; recorded in quantize.json,
             the loaders fold the rebuilt model the same way). The FP32 reference is then the folded model.
+            Default (None): INT8 only, where weights are quantized per channel; FP8's per-tensor weight scale
+            measured worse on folded weights (docs/quantize.md, "BatchNorm folding").
     """
     from ..data import ImageBatches, default_calib_dir, discover_images, eval_transform, make_forward_loop
 
@@ -205,6 +207,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
 
         model = create_model(variant, weights=weights)
     model = model.eval().to(dev)
+    if fold_bn is None:
+        fold_bn = recipe.precision == "int8"
     folded = fold_batchnorm(model) if fold_bn else []
     spec = model.variant
     out_dir = Path(out) if out is not None else default_out_dir(spec.name, recipe.precision)

@@ -389,6 +389,10 @@ def plain_fp32_model(run, device="cpu") -> torch.nn.Module:
     restored = load_fp32_reference(run, device="cpu")
     model_info = info.get("model") or {}
     model = create_model(model_info["variant"], weights="random", **(model_info.get("overrides") or {}))
+    if (info.get("bn_fold") or {}).get("enabled"):  # the run quantized the BN-folded model (edgemv.quantize.fold)
+        from ..quantize.fold import fold_batchnorm
+
+        fold_batchnorm(model.eval())
     source = restored.state_dict()
     target = model.state_dict()
     missing = [k for k in target if k not in source or source[k].shape != target[k].shape]
