@@ -1,12 +1,12 @@
 """How close a quantized model stays to its FP32 model on the same images (no labels needed)."""
 
 from dataclasses import asdict, dataclass
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Fidelity", "collect_logits", "compare_logits"]
+__all__ = ["Fidelity", "collect_logits", "compare_logits", "per_image_agreement"]
 
 
 @dataclass
@@ -48,19 +48,31 @@ def collect_logits(model: torch.nn.Module, batches: Iterable, device="cpu") -> T
     return torch.cat(outs), paths
 
 
+def per_image_agreement(reference: torch.Tensor, other: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per-image agreement of ``other`` with ``reference`` ((N, classes) each), in float64 so batch composition
+    does not change the values: agree_top1, agree_top5 (bool), cosine, kl (nats, KL(P_ref || P_other)),
+    max_abs_diff. Validation builds its per-image statistics on this too."""
+    if reference.shape != other.shape:
+        raise ValueError(f"logit shapes differ: {tuple(reference.shape)} vs {tuple(other.shape)}")
+    ref, oth = reference.detach().double().cpu(), other.detach().double().cpu()
+    k = min(5, ref.shape[-1])
+    first = ref.argmax(-1)
+    logp, logq = ref.log_softmax(-1), oth.log_softmax(-1)
+    return {
+        "agree_top1": oth.argmax(-1) == first,
+        "agree_top5": (oth.topk(k, dim=-1).indices == first[:, None]).any(-1),
+        "cosine": F.cosine_similarity(ref, oth, dim=-1),
+        "kl": (logp.exp() * (logp - logq)).sum(-1).clamp_min(0),
+        "max_abs_diff": (ref - oth).abs().amax(-1),
+    }
+
+
 def compare_logits(reference: torch.Tensor, other: torch.Tensor) -> Optional[Fidelity]:
     """Fidelity of ``other`` against ``reference`` ((N, classes) each); None for N = 0."""
     if reference.numel() == 0:
         return None
-    if reference.shape != other.shape:
-        raise ValueError(f"logit shapes differ: {tuple(reference.shape)} vs {tuple(other.shape)}")
-    ref, oth = reference.double(), other.double()
-    top1 = (ref.argmax(-1) == oth.argmax(-1)).double()
-    k = min(5, ref.shape[-1])
-    top5 = (oth.topk(k, dim=-1).indices == ref.argmax(-1, keepdim=True)).any(-1).double()
-    cos = F.cosine_similarity(ref, oth, dim=-1)
-    logp, logq = ref.log_softmax(-1), oth.log_softmax(-1)
-    kl = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0)
-    return Fidelity(images=int(ref.shape[0]), top1_agreement=top1.mean().item(), top5_agreement=top5.mean().item(),
-                    cosine_mean=cos.mean().item(), cosine_min=cos.min().item(), kl_mean=kl.mean().item(),
-                    kl_max=kl.max().item(), max_abs_diff=(ref - oth).abs().max().item())
+    v = per_image_agreement(reference, other)
+    return Fidelity(images=int(reference.shape[0]), top1_agreement=v["agree_top1"].double().mean().item(),
+                    top5_agreement=v["agree_top5"].double().mean().item(), cosine_mean=v["cosine"].mean().item(),
+                    cosine_min=v["cosine"].min().item(), kl_mean=v["kl"].mean().item(), kl_max=v["kl"].max().item(),
+                    max_abs_diff=v["max_abs_diff"].max().item())

@@ -12,6 +12,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..quantize.fidelity import per_image_agreement
+
 __all__ = ["Accuracy", "Agreement", "ImageStats", "compare_batch", "accuracy_drop_points"]
 
 _FIELDS = ("index", "ref_top1", "ref_top5", "cand_top1", "cand_top5", "agree_top1", "agree_top5", "cosine", "kl",
@@ -74,15 +76,8 @@ def compare_batch(ref_logits: torch.Tensor, cand_logits: torch.Tensor, labels: O
     k = min(5, ref.shape[-1])
     ref_top, cand_top = ref.topk(k, dim=-1).indices, cand.topk(k, dim=-1).indices
     ref_first = ref.argmax(-1)
-    out = {
-        "index": np.asarray(indices, dtype=np.int64),
-        "agree_top1": (cand.argmax(-1) == ref_first).numpy(),
-        "agree_top5": (cand_top == ref_first[:, None]).any(-1).numpy(),
-        "cosine": torch.nn.functional.cosine_similarity(ref, cand, dim=-1).numpy(),
-        "max_abs_diff": (ref - cand).abs().amax(-1).numpy(),
-    }
-    logp, logq = ref.log_softmax(-1), cand.log_softmax(-1)
-    out["kl"] = (logp.exp() * (logp - logq)).sum(-1).clamp_min(0).numpy()
+    out = {"index": np.asarray(indices, dtype=np.int64)}
+    out.update({key: value.numpy() for key, value in per_image_agreement(ref, cand).items()})
     if labels is not None:
         lab = labels.cpu().long()[:, None]
         out["ref_top1"] = (ref_first[:, None] == lab).any(-1).numpy()
