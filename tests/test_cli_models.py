@@ -8,24 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli_helpers import assert_one_line_error, call
 from edgemv import __version__
 from edgemv.cli import cli, run_cli
 from edgemv.models import create_model
-
-
-def call(args, capsys):
-    code = run_cli(cli, list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code != 0
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) <= 3, err  # click usage errors add a 'Usage:' and 'Try' line, library errors one line
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def test_console_script_version():

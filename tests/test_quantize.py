@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_helpers import assert_one_line_error, call
 from edgemv.cli import cli, run_cli
 from edgemv.models import create_model
 from edgemv.quantize import (GROUPS, HIGH_PRECISION, RunFolderError, group_of, load_fp32_reference, load_quantized,
@@ -300,21 +301,6 @@ def test_load_quantized_errors(tmp_path):
 
 
 # -- the CLI ------------------------------------------------------------------------------------------------------
-
-def call(args, capsys):
-    code = run_cli(cli, list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code != 0
-    assert "Traceback" not in err
-    errors = [line for line in err.splitlines() if line.lower().startswith("error")]
-    assert len(errors) == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
-
 
 def test_cli_quantize_success(image_dir, tmp_path, capsys):
     out = tmp_path / "cli-run"
