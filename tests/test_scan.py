@@ -99,14 +99,14 @@ def _check(impl, case):
     assert math.isfinite(err) and err < TOL[dtype], f"{impl} {case}: rel err {err:.3e}"
 
 
-@pytest.mark.parametrize("impl", ["ref", "chunked"])
+@pytest.mark.parametrize("impl", ["ref", "chunked", "doubling"])
 @pytest.mark.parametrize("case", FAST_CASES, ids=lambda c: f"b{c[0]}-D{c[1]}-L{c[2]}-{str(c[3])[6:]}")
 def test_scan_matches_float64(impl, case):
     _check(impl, case)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["ref", "chunked"])
+@pytest.mark.parametrize("impl", ["ref", "chunked", "doubling"])
 @pytest.mark.parametrize("case", SLOW_CASES, ids=lambda c: f"b{c[0]}-D{c[1]}-L{c[2]}-{str(c[3])[6:]}")
 def test_scan_matches_float64_heavy(impl, case):
     _check(impl, case)
@@ -119,7 +119,8 @@ def test_chunked_any_chunk_length(chunk):
     assert rel_err(ops.selective_scan_chunked(**inp, chunk=chunk), ref) < 1e-5
 
 
-def test_chunked_exponents_never_positive(monkeypatch):
+@pytest.mark.parametrize("form", ["chunked", "doubling"])
+def test_plain_op_forms_exponents_never_positive(monkeypatch, form):
     seen = []
     real_exp = torch.exp
 
@@ -127,12 +128,29 @@ def test_chunked_exponents_never_positive(monkeypatch):
         seen.append(x.detach().max().item() if x.numel() else -math.inf)
         return real_exp(x, *a, **k)
 
-    inp = make(2, 32, 196, big=True)
-    monkeypatch.setattr(torch, "exp", spy)
-    y = ops.selective_scan_chunked(**inp)
-    monkeypatch.undo()
+    fn = ops.selective_scan_chunked if form == "chunked" else ops.selective_scan_doubling
+    for length in (196, 49, 1024):  # 8, 6 and 10 doubling levels
+        inp = make(2, 32, length, big=True)
+        monkeypatch.setattr(torch, "exp", spy)
+        y = fn(**inp)
+        monkeypatch.undo()
+        assert torch.isfinite(y).all()
     assert seen and max(seen) <= 0.0
-    assert torch.isfinite(y).all()
+
+
+def test_doubling_levels():
+    from edgemv.ops.scan_doubling import doubling_levels
+
+    assert [doubling_levels(L) for L in (1, 2, 3, 4, 5, 49, 64, 196, 1024)] == [0, 1, 2, 2, 3, 6, 6, 8, 10]
+
+
+def test_doubling_huge_decay_and_long_sequence():
+    """|delta * A| far beyond 50 and L = 4096: decays underflow to exactly 0, nothing overflows."""
+    inp = make(1, 8, 4096, big=True, seed=3)
+    inp["delta"] = inp["delta"] * 100
+    ref = scan_f64(**inp)
+    y = ops.selective_scan_doubling(**inp)
+    assert torch.isfinite(y).all() and rel_err(y, ref) < 1e-5
 
 
 def test_default_chunk_covers_lengths():
@@ -145,7 +163,7 @@ def test_default_chunk_covers_lengths():
 def test_custom_op_and_settings():
     inp = make(2, 8, 20)
     ref = scan_f64(**inp)
-    for impl in ("ref", "chunked", "auto"):
+    for impl in ("ref", "chunked", "doubling", "auto"):
         assert rel_err(ops.selective_scan(**inp, impl=impl), ref) < 1e-5
     assert ops.get_scan_impl() == "auto"
     with ops.scan_impl("chunked"):
@@ -164,10 +182,17 @@ def test_custom_op_and_settings():
     with pytest.raises(ValueError):
         with ops.scan_onnx_form("tensorrt"):
             pass
+    assert ops.get_scan_decomposition() == ops.DEFAULT_DECOMPOSITION == "doubling"
+    with ops.scan_decomposition("chunked"):
+        assert ops.get_scan_decomposition() == "chunked"
+    assert ops.get_scan_decomposition() == "doubling"
+    with pytest.raises(ValueError):
+        ops.set_scan_decomposition("loop")
     assert ops.resolve_impl("auto", torch.device("cpu")) in ("ref", "chunked")
-    y = torch.ops.edgemv.selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], None,
-                                         inp["delta_bias"], True, "chunked")
-    assert rel_err(y, ref) < 1e-5
+    for impl in ("chunked", "doubling"):
+        y = torch.ops.edgemv.selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], inp["D"], None,
+                                             inp["delta_bias"], True, impl)
+        assert rel_err(y, ref) < 1e-5
 
 
 def test_opcheck_fake_and_schema():

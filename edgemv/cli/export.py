@@ -29,6 +29,10 @@ def _shape(shape):
               show_default=True,
               help="Selective scan in the graph: plain ops (builds anywhere) or one edgemv::SelectiveScan node "
                    "(needs the TensorRT plugin).")
+@click.option("--scan-decomposition", type=click.Choice(["doubling", "chunked"]), default="doubling",
+              show_default=True,
+              help="Plain-op form of the scan in a decomposed graph: log-depth doubling over L (faster in ONNX "
+                   "Runtime, measured) or chunks with c x c decay matrices. Ignored with --scan plugin.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True,
               help="Simplify with onnxsim (falls back to onnxslim where onnxsim fails).")
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -38,8 +42,8 @@ def _shape(shape):
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx (default: model.onnx in the run folder, else edgemv-out/<variant>-<precision>/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, simplify, check, trt_build, out,
-           as_json):
+def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, simplify, check,
+           trt_build, out, as_json):
     """Export a model to ONNX for TensorRT: FP32, FP16 (--half), or the INT8/FP8 Q/DQ graph of a quantize run.
 
     RUN_OR_MODEL is a run folder from `edgemv quantize` (exports its Q/DQ model), a .pt file holding a whole
@@ -63,7 +67,8 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
     source = load_source(run_or_model, variant=variant, weights=weights)
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     report = export_model(source, out=out, opset=opset, dynamic_batch=dynamic_batch, half=half,
-                          scan_form=scan_form, simplify=simplify, check=check, trt_build=trt_build, log=log)
+                          scan_form=scan_form, simplify=simplify, check=check, trt_build=trt_build, log=log,
+                          scan_decomposition=scan_decomposition)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:

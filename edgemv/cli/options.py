@@ -48,7 +48,7 @@ def _set_scan_impl(ctx, param, value):
 
 
 scan_impl_option = click.option(
-    "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "triton"]), default="auto", show_default=True,
+    "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "doubling", "triton"]), default="auto", show_default=True,
     envvar="EDGEMV_SCAN_IMPL", expose_value=False, callback=_set_scan_impl,
     help="Selective-scan implementation in PyTorch (auto: triton on CUDA, the faster plain-PyTorch form on the "
          "CPU). Also settable with EDGEMV_SCAN_IMPL.",

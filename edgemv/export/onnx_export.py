@@ -8,13 +8,13 @@ The path (see docs/export.md):
    become ``trt::TRT_FP8QuantizeLinear`` / ``TRT_FP8DequantizeLinear`` (TensorRT's parser imports them; ONNX
    Runtime does not, so parity runs on a copy mapped to standard opset-19+ Q/DQ with FLOAT8E4M3FN zero points).
    The selective scan is exported in the form ``scan_form`` names ('decomposed': plain ops, 'plugin': one
-   ``SelectiveScan`` node for a TensorRT plugin) through edgemv.ops.
+   ``SelectiveScan`` node for a TensorRT plugin) through edgemv.ops; ``scan_decomposition`` picks which plain-op
+   form the decomposed graph holds ('doubling', the default by measurement, or 'chunked').
 3. The graph is simplified (onnxsim, else onnxslim), the Q/DQ scales compared before/after, and it is written
    atomically (temporary name, then rename), with external data when over 2 GB.
 4. Checks: onnx.checker, ONNX Runtime against PyTorch, TensorRT 10.3 op types, TensorRT-RTX parse+build.
 """
 
-import contextlib
 import json
 import os
 import shutil
@@ -62,6 +62,7 @@ class ExportReport:
     opset: int
     dynamic_batch: bool
     scan_form: str
+    scan_decomposition: Optional[str]  # the plain-op form of a decomposed scan ('doubling', 'chunked'); None: plugin
     simplifier: str
     simplifier_notes: List[str]
     nodes_exported: int
@@ -155,22 +156,17 @@ def _load_run(path: Path) -> ExportSource:
 
 # ---------------------------------------------------------------------------------------------------- export
 
-def _scan_context(form: str):
+def _scan_context(form: str, decomposition: Optional[str] = None):
     """edgemv.ops' export setup for the scan form; the context yields extra torch.onnx.export keyword arguments
     (``custom_opsets`` for the plugin form)."""
     from .. import ops
 
-    fn = getattr(ops, "onnx_export_context", None)
-    if fn is not None:
-        return fn(form)
-    if form != "decomposed":
-        raise ExportError(f"--scan {form}: this edgemv.ops has no ONNX plugin form of the scan")
-    return contextlib.nullcontext({})
+    return ops.onnx_export_context(form, decomposition)
 
 
 def export_onnx(model: torch.nn.Module, input_size: Sequence[int], opset: int, dynamic_batch: bool = True,
                 half: bool = False, scan_form: str = "decomposed", input_name: str = "images",
-                output_name: str = "logits"):
+                output_name: str = "logits", scan_decomposition: Optional[str] = None):
     """Trace ``model`` to an in-memory onnx.ModelProto (external data loaded) with the legacy exporter."""
     import onnx
 
@@ -181,7 +177,7 @@ def export_onnx(model: torch.nn.Module, input_size: Sequence[int], opset: int, d
     tmpdir = tempfile.mkdtemp(prefix="edgemv-export-")
     try:
         path = os.path.join(tmpdir, "model.onnx")
-        with _scan_context(scan_form) as extra, warnings.catch_warnings(), torch.no_grad():
+        with _scan_context(scan_form, scan_decomposition) as extra, warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             kwargs = dict(opset_version=opset, input_names=[input_name], output_names=[output_name],
                           dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False, **(extra or {}))
@@ -260,15 +256,24 @@ def default_out(source: ExportSource, half: bool) -> Path:
 def export_model(source: ExportSource, out: Optional[Path] = None, opset: Optional[int] = None,
                  dynamic_batch: bool = True, half: bool = False, scan_form: str = "decomposed",
                  simplify: bool = True, check: bool = True, trt_build: bool = True, parity_images: int = 4,
-                 seed: int = 0, log: Callable[[str], None] = lambda s: None) -> ExportReport:
-    """Export, simplify, save and check; the one library call behind `edgemv export`."""
+                 seed: int = 0, log: Callable[[str], None] = lambda s: None,
+                 scan_decomposition: Optional[str] = None) -> ExportReport:
+    """Export, simplify, save and check; the one library call behind `edgemv export`.
+
+    ``scan_decomposition``: the plain-op form of the scan in a decomposed graph, 'doubling' or 'chunked' (None:
+    edgemv.ops' setting, 'doubling' by default).
+    """
     import onnx
 
     from . import checks
     from .simplify import compare_scales, simplify as run_simplify
+    from ..ops import DECOMPOSITIONS, get_scan_decomposition
 
     if scan_form not in ("decomposed", "plugin"):
         raise ExportError(f"unknown scan form {scan_form!r}: choose decomposed or plugin")
+    if scan_decomposition is not None and scan_decomposition not in DECOMPOSITIONS:
+        raise ExportError(f"unknown scan decomposition {scan_decomposition!r}: choose {' or '.join(DECOMPOSITIONS)}")
+    decomposition = (scan_decomposition or get_scan_decomposition()) if scan_form == "decomposed" else None
     precision = source.precision
     opset = opset or DEFAULT_OPSET[precision]
     if opset < MIN_OPSET[precision]:
@@ -288,9 +293,11 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         import copy
         model = copy.deepcopy(model).half()
     t = time.perf_counter()
-    log(f"exporting {source.description} to ONNX (opset {opset}, {label}, scan {scan_form}, "
+    scan_label = f"{scan_form} ({decomposition})" if decomposition else scan_form
+    log(f"exporting {source.description} to ONNX (opset {opset}, {label}, scan {scan_label}, "
         f"{'dynamic' if dynamic_batch else 'static'} batch)")
-    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half, scan_form)
+    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half, scan_form,
+                        scan_decomposition=decomposition)
     seconds["export"] = time.perf_counter() - t
     nodes_exported = len(graph.graph.node)
 
@@ -320,7 +327,7 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     inputs, outputs = describe_io(graph)
     report = ExportReport(
         path=str(out), precision=label, opset=opset, dynamic_batch=dynamic_batch, scan_form=scan_form,
-        simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported, nodes=len(graph.graph.node),
+        scan_decomposition=decomposition, simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported, nodes=len(graph.graph.node),
         file_bytes=size, external_data=data_name, inputs=inputs, outputs=outputs, op_counts=_op_counts(graph),
         qdq=qdq_counts, scales=scales_detail, seconds=seconds,
     )

@@ -2,12 +2,15 @@
 
 Implementations (``impl=`` or the process-wide setting):
 - 'ref': sequential loop over L (the obviously-right form; slow).
-- 'chunked': the parallel form in plain tensor ops (what ONNX export and TensorRT use).
+- 'chunked': a parallel form in plain tensor ops (chunks of c steps; c x c decay matrices).
+- 'doubling': a log-depth parallel form in plain tensor ops (Hillis-Steele doubling over L); the one ONNX export
+  traces by default (faster in ONNX Runtime, by measurement: see :data:`DEFAULT_DECOMPOSITION`).
 - 'triton': fused forward CUDA kernel (needs triton and a CUDA tensor).
 - 'auto' (default): 'triton' on CUDA when triton is installed, else 'chunked' on CUDA; 'ref' on the CPU (faster
   there than 'chunked', by measurement: see edgemv/ops/op.py).
 
-ONNX (TorchScript exporter): wrap the export in :func:`onnx_export_context`, see docs/scan.md.
+ONNX (TorchScript exporter): wrap the export in :func:`onnx_export_context`, see docs/scan.md. Its 'decomposed'
+form traces one of the plain-op forms in :data:`DECOMPOSITIONS` ('doubling' or 'chunked').
 Nothing here imports triton, onnx or tensorrt at import time.
 """
 
@@ -19,6 +22,7 @@ import torch
 
 from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
+from .scan_doubling import selective_scan_doubling
 from .scan_ref import selective_scan_ref
 from ..errors import ScanImplError
 
@@ -26,23 +30,36 @@ __all__ = [
     "selective_scan",
     "selective_scan_ref",
     "selective_scan_chunked",
+    "selective_scan_doubling",
     "default_chunk",
     "set_scan_impl",
     "get_scan_impl",
     "scan_impl",
     "scan_onnx_form",
     "get_scan_onnx_form",
+    "scan_decomposition",
+    "get_scan_decomposition",
+    "set_scan_decomposition",
     "onnx_export_context",
     "decompositions",
     "resolve_impl",
     "triton_available",
     "IMPLS",
     "ONNX_FORMS",
+    "DECOMPOSITIONS",
+    "DEFAULT_DECOMPOSITION",
 ]
 
 ONNX_FORMS = ("decomposed", "plugin")
+# The plain-op forms the 'decomposed' ONNX form can trace. Default by measurement (docs/scan.md, "Which plain-op form
+# ONNX gets"; 2-core CPU, onnxruntime 1.32, 2026-11-27): one scan alone in ONNX Runtime, 2 threads, median of 100
+# interleaved runs, 'doubling' took 3.0 ms at 160 channels x L=196 and 1.8 ms at 320 x 49 where 'chunked' took 7.4 to
+# 14 ms and 4.8 to 10.7 ms; in MambaVision-T's whole FP32 graph it saved about a quarter of the time (docs/benchmarks.md).
+DECOMPOSITIONS = ("doubling", "chunked")
+DEFAULT_DECOMPOSITION = "doubling"
 
-_settings = {"impl": os.environ.get("EDGEMV_SCAN_IMPL", "auto"), "onnx_form": "decomposed"}
+_settings = {"impl": os.environ.get("EDGEMV_SCAN_IMPL", "auto"), "onnx_form": "decomposed",
+             "decomposition": DEFAULT_DECOMPOSITION}
 if _settings["impl"] not in IMPLS:
     raise ScanImplError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
 
@@ -91,16 +108,52 @@ def scan_onnx_form(form: str):
         _settings["onnx_form"] = previous
 
 
+def _check_decomposition(name: str) -> None:
+    if name not in DECOMPOSITIONS:
+        raise ScanImplError(f"unknown scan decomposition {name!r}; choose one of {DECOMPOSITIONS}")
+
+
+def set_scan_decomposition(name: str) -> None:
+    """Set which plain-op form ('doubling' or 'chunked') the 'decomposed' ONNX form and :func:`decompositions` use."""
+    _check_decomposition(name)
+    _settings["decomposition"] = name
+
+
+def get_scan_decomposition() -> str:
+    """The plain-op form the 'decomposed' ONNX form traces (default :data:`DEFAULT_DECOMPOSITION`)."""
+    return _settings["decomposition"]
+
+
 @contextlib.contextmanager
-def onnx_export_context(form: str = "decomposed"):
+def scan_decomposition(name: str):
+    """Use plain-op form ``name`` ('doubling' or 'chunked') for decomposed exports inside the block."""
+    _check_decomposition(name)
+    previous = _settings["decomposition"]
+    _settings["decomposition"] = name
+    try:
+        yield name
+    finally:
+        _settings["decomposition"] = previous
+
+
+def _decomposed_fn(name=None):
+    name = name or _settings["decomposition"]
+    return selective_scan_doubling if name == "doubling" else selective_scan_chunked
+
+
+@contextlib.contextmanager
+def onnx_export_context(form: str = "decomposed", decomposition: str = None):
     """Everything the exporter needs for ``form``; yields extra keyword arguments for ``torch.onnx.export``.
+
+    ``decomposition`` ('doubling' or 'chunked'; None: the current setting) picks the plain-op form that the
+    'decomposed' form traces.
 
     Example::
 
         with edgemv.ops.onnx_export_context("plugin") as extra:
             torch.onnx.export(model, x, "m.onnx", dynamo=False, opset_version=17, **extra)
     """
-    with scan_onnx_form(form):
+    with scan_onnx_form(form), scan_decomposition(decomposition or get_scan_decomposition()):
         if form == "plugin":
             from .onnx_forms import DOMAIN
 
@@ -128,28 +181,36 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         z: optional (batch, D, L) gate, applied as ``y * silu(z)``.
         delta_bias: optional (D,) added to delta before softplus.
         delta_softplus: apply softplus to delta.
-        impl: 'ref', 'chunked', 'triton' or 'auto'; None means the process-wide setting (:func:`set_scan_impl`).
+        impl: 'ref', 'chunked', 'doubling', 'triton' or 'auto'; None means the process-wide setting
+            (:func:`set_scan_impl`).
     Returns:
         (batch, D, L) in u's dtype, accumulated in float32.
 
     Calls the custom op ``torch.ops.edgemv.selective_scan`` (one node under torch.export / torch.compile), except
-    inside a TorchScript ONNX export in the 'decomposed' form, where the chunked plain-op form is traced instead.
+    inside a TorchScript ONNX export in the 'decomposed' form, where a plain-op form (:func:`get_scan_decomposition`)
+    is traced instead.
     """
     name = get_scan_impl() if impl is None else impl
     if name not in IMPLS:
         raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
     if _exporting_decomposed():
-        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return _decomposed_fn()(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)
 
 
-def decompositions():
-    """A decomposition table mapping the custom op to its plain-op chunked form.
+def decompositions(name: str = None):
+    """A decomposition table mapping the custom op to a plain-op form (``name``: 'doubling' or 'chunked'; None: the
+    current :func:`get_scan_decomposition`).
 
     For ``ExportedProgram.run_decompositions(edgemv.ops.decompositions())`` (e.g. before the dynamo ONNX exporter
     or a backend that should see plain ops instead of the custom op).
     """
+    name = name or get_scan_decomposition()
+    _check_decomposition(name)
+
     def _decomposed(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl):
+        if name == "doubling":
+            return selective_scan_doubling(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cache_constants=False)
 
     return {torch.ops.edgemv.selective_scan.default: _decomposed}

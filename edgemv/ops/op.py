@@ -11,12 +11,13 @@ import torch
 from torch import Tensor
 
 from .scan_chunked import selective_scan_chunked
+from .scan_doubling import selective_scan_doubling
 from .scan_ref import selective_scan_ref
 from ..errors import ScanImplError
 
 __all__ = ["IMPLS", "triton_available", "resolve_impl", "run_impl", "selective_scan_op"]
 
-IMPLS = ("ref", "chunked", "triton", "auto")
+IMPLS = ("ref", "chunked", "doubling", "triton", "auto")
 
 
 @functools.lru_cache(maxsize=1)
@@ -39,7 +40,7 @@ _CPU_AUTO = "ref"
 
 
 def resolve_impl(impl: str, device: torch.device) -> str:
-    """The concrete implementation ('ref', 'chunked', 'triton') that ``impl`` means on ``device``."""
+    """The concrete implementation ('ref', 'chunked', 'doubling', 'triton') that ``impl`` means on ``device``."""
     if impl not in IMPLS:
         raise ScanImplError(f"unknown scan implementation {impl!r}; choose one of {IMPLS}")
     if impl != "auto":
@@ -56,6 +57,8 @@ def run_impl(impl: str, u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         y = selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     elif name == "chunked":
         y = selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    elif name == "doubling":
+        y = selective_scan_doubling(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     else:
         if u.device.type != "cuda":
             raise ScanImplError("scan implementation 'triton' needs a CUDA device; on the CPU use auto, ref or chunked")
