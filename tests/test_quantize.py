@@ -167,14 +167,16 @@ def test_quantizers_where_the_recipe_says(precision):
 
 
 def test_conv_output_quantizers_only_on_quantized_convs():
-    """make_recipe(conv_output=True): output quantizers on the stem / ConvBlock / downsample convs, nowhere else;
-    --exclude switches them off too."""
-    from edgemv.quantize.config import CONV_OUTPUT_GROUPS
+    """make_recipe(conv_output=True): output quantizers on the stem / ConvBlock / downsample convs, nowhere else,
+    not on the level-0 downsample (CONV_OUTPUT_SKIP); --exclude switches them off too."""
+    from edgemv.quantize.config import CONV_OUTPUT_GROUPS, CONV_OUTPUT_SKIP
 
     recipe = make_recipe("int8", conv_output=True, exclude=["levels.1.downsample.*"])
     states = _module_states(quantize(_model(), recipe, _loop()))
     with_output = {m for m, (w, i, o) in states.items() if o}
-    expected = {m for m in states if group_of(m) in CONV_OUTPUT_GROUPS and _expected_enabled(m, recipe)}
+    expected = {m for m in states if group_of(m) in CONV_OUTPUT_GROUPS and _expected_enabled(m, recipe)
+                and m not in CONV_OUTPUT_SKIP}
+    assert "levels.0.downsample.reduction.0" in states and "levels.0.downsample.reduction.0" not in with_output
     assert with_output == expected and "patch_embed.conv_down.0" in expected
     assert "levels.1.downsample.reduction.0" not in with_output and not any("mixer" in m for m in with_output)
     assert recipe.as_dict()["conv_output"] is True and make_recipe("int8").as_dict()["conv_output"] is False
@@ -313,6 +315,19 @@ def test_cli_quantize_success(image_dir, tmp_path, capsys):
     assert "Inserted" not in stdout  # ModelOpt's own print is kept off stdout
     info = json.loads((out / "quantize.json").read_text())
     assert info["calibration"]["selected"] == 6
+    assert info["recipe"]["conv_output"] is False
+
+
+def test_cli_quantize_conv_output(image_dir, tmp_path, capsys):
+    out = tmp_path / "cli-co"
+    code, _, err = call(["quantize", "--variant", "test", "--weights", "random", "--calib", str(image_dir),
+                         "--out", str(out), "--calib-size", "6", "-b", "4", "--conv-output", "-q"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "quantize.json").read_text())["recipe"]["conv_output"] is True
+    model = load_quantized(out)
+    with_output = {n for n, m in model.named_modules() if getattr(getattr(m, "output_quantizer", None),
+                                                                   "is_enabled", False)}
+    assert "patch_embed.conv_down.0" in with_output and "levels.0.downsample.reduction.0" not in with_output
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -323,6 +338,7 @@ def test_cli_quantize_success(image_dir, tmp_path, capsys):
     (["--exclude", "*.mixer.x_prj"], ["matches no quantizable module"]),
     (["--weights", "/no/such/weights.pth"], ["weights file not found"]),
     (["--variant", "zz"], ["unknown variant"]),
+    (["--conv-output", "--max-drop", "1"], ["--conv-output", "--max-drop"]),
 ])
 def test_cli_rejects_bad_input_in_one_line(args, fragments, image_dir, tmp_path, capsys):
     base = ["quantize", "--variant", "test", "--weights", "random", "--calib", str(image_dir), "--out",

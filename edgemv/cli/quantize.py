@@ -40,6 +40,10 @@ def _mb(n: int) -> str:
 @click.option("--include", multiple=True, metavar="PATTERN",
               help="Quantize modules matching this pattern even if the default recipe keeps them in high "
                    "precision (repeatable), e.g. '*.mixer.x_proj'. --exclude wins over --include.")
+@click.option("--conv-output", is_flag=True,
+              help="Also quantize the outputs of the stem, ConvBlock and downsample convs, for ONNX Runtime on the "
+                   "CPU: it then runs them as integer QLinearConv (MambaVision-T INT8 about 1.8x FP32 instead of "
+                   "1.3x, measured). Costs a little fidelity; TensorRT does not need it. See docs/quantize.md.")
 @click.option("--eval", "eval_data", type=click.Path(), default=None,
               help="Held-out images for the fidelity check. Default: a seeded quarter of --calib, never used "
                    "for calibration.")
@@ -53,7 +57,7 @@ def _mb(n: int) -> str:
                    "its measurements go to quantize.json ('plan'). Exit status 3 if no choice holds it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or stage lines.")
 def quantize(variant, weights, precision, calib, calib_size, calib_method, batch_size, device, out, seed, exclude,
-             include, eval_data, eval_size, force, quiet, max_drop=None):
+             include, conv_output, eval_data, eval_size, force, quiet, max_drop=None):
     """Quantize a MambaVision variant to INT8 or FP8 with NVIDIA Model Optimizer (post-training, calibrated).
 
     Calibrates on --calib images with the variant's evaluation transform, keeps the scan, its inputs
@@ -73,12 +77,15 @@ def quantize(variant, weights, precision, calib, calib_size, calib_method, batch
     if precision == "fp8" and calib_method == "entropy":
         raise click.UsageError("--calib-method entropy works on ModelOpt's integer grid only; with --precision fp8 "
                                "use max or percentile")
+    if conv_output and max_drop is not None:
+        raise click.UsageError("--conv-output and --max-drop cannot be combined yet: the sensitivity search "
+                               "measures the default recipe")
     log = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     result = run_quantize(
         variant=variant, weights=weights, precision=precision, calib=calib, calib_size=calib_size,
         calib_method=calib_method, batch_size=batch_size, device=device, out=out, seed=seed, include=include,
         exclude=exclude, force=force, eval_data=eval_data, eval_size=eval_size, progress=not quiet, log=log,
-        plan=_max_drop_plan(max_drop, log, device),
+        plan=_max_drop_plan(max_drop, log, device), conv_output=conv_output,
         command="edgemv " + " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("edgemv") else None,
     )
     info = result.info

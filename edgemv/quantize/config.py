@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["Group", "GROUPS", "CONV_OUTPUT_GROUPS", "HIGH_PRECISION", "NOT_MODULES", "PRECISIONS", "CALIB_METHODS",
-           "Recipe", "make_recipe", "group_of", "group_names", "modelopt_preset", "DEFAULT_PERCENTILE"]
+           "Recipe", "make_recipe", "group_of", "group_names", "modelopt_preset", "DEFAULT_PERCENTILE",
+           "CONV_OUTPUT_SKIP"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ GROUPS: Tuple[Group, ...] = (
 
 # Groups of convolutions whose outputs ``Recipe.conv_output`` quantizes as well.
 CONV_OUTPUT_GROUPS: Tuple[str, ...] = ("stem", "conv_blocks", "downsample")
+# ... except these convs: the level-0 downsample feeds a ConvBlock, whose residual and conv1 both read its output, so
+# an output quantizer there gives ONNX Runtime a QuantizeLinear with two consumers. ORT (1.32, measured) builds
+# QLinearConv only when the conv's QuantizeLinear has one consumer, and the shared one also kept the next conv1
+# float: 2 float convs with it, 1 without (docs/export.md, "Which convs ONNX Runtime runs in INT8").
+CONV_OUTPUT_SKIP: Tuple[str, ...] = ("levels.0.downsample.reduction.0",)
 
 # Modules ModelOpt wraps that always stay in high precision (unless --include names them).
 HIGH_PRECISION: Tuple[Group, ...] = (
@@ -181,6 +187,7 @@ class Recipe:
             entries += [{"quantizer_name": f"{p}.output_quantizer", "cfg": dict(fmt), "enable": True}
                         for group in GROUPS if group.name in CONV_OUTPUT_GROUPS and group.name in self.quantized_groups
                         for p in group.patterns]
+            entries += [{"quantizer_name": f"{p}.output_quantizer", "enable": False} for p in CONV_OUTPUT_SKIP]
         entries += [{"quantizer_name": q, "enable": True} for p in self.include for q in _quantizer_patterns(p)]
         entries += [{"quantizer_name": q, "enable": False} for p in self.exclude for q in _quantizer_patterns(p)]
         if self.conv_output:

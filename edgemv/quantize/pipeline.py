@@ -166,7 +166,7 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
                  eval_size: int = DEFAULT_EVAL_SIZE, input_size=None, model: Optional[torch.nn.Module] = None,
                  recipe: Optional[Recipe] = None, plan: Optional[Plan] = None, progress: bool = True,
                  log: Callable[[str], None] = _log_default, command: Optional[str] = None,
-                 fold_bn: Optional[bool] = None) -> QuantizeResult:
+                 fold_bn: Optional[bool] = None, conv_output: bool = False) -> QuantizeResult:
     """Quantize a MambaVision model and write a run folder.
 
     Args:
@@ -186,6 +186,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
             the loaders fold the rebuilt model the same way). The FP32 reference is then the folded model.
             Default (None): INT8 only, where weights are quantized per channel; FP8's per-tensor weight scale
             measured worse on folded weights (docs/quantize.md, "BatchNorm folding").
+        conv_output: quantize the convs' outputs too (``make_recipe(conv_output=True)``: ONNX Runtime's CPU then
+            builds QLinearConv; docs/quantize.md). Ignored when ``recipe`` is given.
     """
     from ..data import ImageBatches, default_calib_dir, discover_images, eval_transform, make_forward_loop
 
@@ -195,7 +197,8 @@ def run_quantize(variant: str = "t", weights="official", precision: str = "int8"
     if calib_size is not None and int(calib_size) <= 0:
         raise DataError(f"--calib-size must be at least 1, got {calib_size}")
     try:
-        recipe = recipe or make_recipe(precision, calib_method, include=include, exclude=exclude)
+        recipe = recipe or make_recipe(precision, calib_method, include=include, exclude=exclude,
+                                       conv_output=conv_output)
     except ValueError as exc:
         raise QuantizeError(str(exc)) from None
     torch.manual_seed(seed)
