@@ -97,6 +97,36 @@ def test_static_batch_and_no_simplify(tmp_path, fp32_source):
     assert "dynamic batch" not in _status(report)
 
 
+def test_conv_output_recipe_gives_ort_qlinearconv(tmp_path):
+    """make_recipe(conv_output=True), BN folded, default opset: ONNX Runtime's CPU turns every conv with an output
+    quantizer into QLinearConv (the ConvBlock conv1 too: GELU is one Gelu node, so each conv QuantizeLinear has one
+    consumer; docs/export.md, "Which convs ONNX Runtime runs in INT8")."""
+    ort = pytest.importorskip("onnxruntime")
+    from edgemv.quantize import make_recipe, quantize
+    from edgemv.quantize.fold import fold_batchnorm
+
+    torch.manual_seed(0)
+    src = load_source(None, "test", "random")
+    fold_batchnorm(src.model.eval())
+    calib = [torch.randn(4, *src.input_size) for _ in range(2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = quantize(src.model, make_recipe("int8", conv_output=True), lambda m: [m(c) for c in calib])
+    with_output = [n for n, m in model.named_modules()
+                   if isinstance(m, torch.nn.Conv2d) and getattr(getattr(m, "output_quantizer", None), "is_enabled",
+                                                                   False)]
+    assert any(n.endswith("conv1") for n in with_output)
+    report = export_model(ExportSource(model, "int8", "test", src.input_size, "test INT8 conv outputs"),
+                          out=tmp_path / "co.onnx", trt_build=False, parity_images=2)
+    assert report.ok, [(c.name, c.detail) for c in report.checks]
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "co.opt.onnx")
+    opts.log_severity_level = 3
+    ort.InferenceSession(report.path, opts, providers=["CPUExecutionProvider"])
+    ops_after = [n.op_type for n in onnx.load(str(tmp_path / "co.opt.onnx")).graph.node]
+    assert ops_after.count("QLinearConv") == len(with_output), (with_output, ops_after.count("QLinearConv"))
+
+
 @pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_quantized_run_folder(tmp_path, precision):
     folder = _quantized_run(tmp_path, precision)
@@ -110,7 +140,8 @@ def test_quantized_run_folder(tmp_path, precision):
     graph = onnx.load(report.path)
     counts, _ = qdq_scales(graph)
     if precision == "int8":
-        assert report.opset == 17 and counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
+        assert report.opset == 20 and counts["QuantizeLinear"] > 0 and counts["DequantizeLinear"] > 0
+        assert report.op_counts.get("Gelu", 0) > 0 and "Erf" not in report.op_counts  # GELU as one node
         assert report.simplifier == "onnxsim"
     else:
         # ModelOpt's FP8 export: trt-domain nodes, which onnxsim (through ORT) cannot fold, so onnxslim runs

@@ -124,14 +124,21 @@ def fp8_to_standard_qdq(model):
     return out
 
 
-def ort_session(model_or_path, threads: int = 0, optimization: str = "all"):
-    """An ONNX Runtime CPU session from a path or a ModelProto (large protos go through a temporary file)."""
+def ort_session(model_or_path, threads: int = 0, optimization: str = "all", spinning: bool = True):
+    """An ONNX Runtime CPU session from a path or a ModelProto (large protos go through a temporary file).
+
+    ``spinning=False`` stops the intra-op threads from busy-waiting after a run (``session.intra_op.allow_spinning``
+    0): for timing several sessions in turn, where one session's spinning threads would take the cores from the
+    next one's run.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.graph_optimization_level = {
         "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED, "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
