@@ -8,8 +8,19 @@ median of --runs single-image runs:
   - PyTorch eager, reference (sequential) scan and chunked scan, FP32;
   - PyTorch eager, fake-quantized INT8 (what ModelOpt runs on the CPU: not a speed path, for reference);
   - ONNX Runtime FP32, INT8 Q/DQ and INT8 in the ORT-only form (Conv/Gemm weights dequantized ahead of time,
-    edgemv/export/ort_form.py) at each graph optimisation level asked for, interleaved (one run of each, repeated) so that load from other jobs falls on both; the speed-up is also given as the median of the
-    per-round FP32/INT8 ratios, the figure least sensitive to load that comes and goes.
+    edgemv/export/ort_form.py) at each graph optimisation level asked for, interleaved (one run of each, repeated)
+    so that load from other jobs falls on both; the speed-up is also given as the median of the per-round FP32/INT8
+    ratios, the figure least sensitive to load that comes and goes.
+
+Every session gets the same options (threads, optimisation level). For the interleaved rounds the intra-op threads
+do not spin (``session.intra_op.allow_spinning`` 0) unless --spinning: with ORT's default spinning, the threads of
+the session that just ran keep busy-waiting while the next one runs, and on 2 cores that inflated every graph (MambaVision-T
+FP32 61 ms alone, 98 ms interleaved; docs/benchmarks.md). --alone-runs N also times each graph alone afterwards, in
+ORT's default (spinning) configuration, one graph after the other.
+
+The graphs are exported with edgemv.export's defaults (opset, scan decomposition) unless --opset /
+--scan-decomposition say otherwise; --fp32-chunked adds the FP32 graph with the chunked scan (the earlier default)
+as a reference row.
 
     python bench/onnx_cpu.py --variant t --threads 2 --runs 20
 
@@ -69,6 +80,15 @@ def main():
     ap.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm into the convs before exporting")
     ap.add_argument("--reuse", action="store_true",
                     help="time fp32.onnx and int8.onnx already in --out-dir (from an earlier run) without exporting")
+    ap.add_argument("--opset", type=int, default=None, help="ONNX opset of every graph (default: edgemv.export's)")
+    ap.add_argument("--scan-decomposition", default=None, choices=["doubling", "chunked"],
+                    help="plain-op form of the scan in every graph (default: edgemv.export's)")
+    ap.add_argument("--fp32-chunked", action="store_true",
+                    help="also time the FP32 graph with the chunked scan (fp32_chunked.onnx)")
+    ap.add_argument("--spinning", action="store_true",
+                    help="let ORT's intra-op threads spin in the interleaved rounds (ORT's default; see above)")
+    ap.add_argument("--alone-runs", type=int, default=0,
+                    help="then time each graph alone for N runs, ORT's default options (spinning)")
     args = ap.parse_args()
     if args.reuse:
         args.skip_torch = True  # PyTorch needs the models, which --reuse does not build
@@ -97,7 +117,7 @@ def main():
 
     if not args.skip_torch:
         with torch.no_grad():
-            for impl in ("ref", "chunked"):
+            for impl in ("ref", "chunked", "doubling"):
                 with scan_impl(impl):
                     med, lo, hi = timeit(lambda: src.model(x), args.torch_runs, args.warmup)
                 rows.append((f"PyTorch eager FP32, {impl} scan", med, lo, hi))
@@ -115,9 +135,15 @@ def main():
 
         fp32, int8 = existing("fp32.onnx"), existing("int8.onnx")
         int8co = existing("int8co.onnx") if (out_dir / "int8co.onnx").exists() else None
+        fp32c = existing("fp32_chunked.onnx") if args.fp32_chunked else None
     t = time.perf_counter()
+    xopts = dict(opset=args.opset, scan_decomposition=args.scan_decomposition)
     if not args.reuse:
-        fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log)
+        fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log, **xopts)
+        fp32c = None
+        if args.fp32_chunked:
+            fp32c = export_model(src, out=out_dir / "fp32_chunked.onnx", trt_build=False, parity_images=1, log=log,
+                                 opset=args.opset, scan_decomposition="chunked")
     log(f"fp32 export+checks {time.perf_counter() - t:.0f} s")
 
     if args.reuse:
@@ -146,13 +172,14 @@ def main():
         rows.append(("PyTorch eager INT8 fake-quant (ModelOpt), chunked scan", med, lo, hi))
     if not args.reuse:
         t = time.perf_counter()
-        int8 = export_model(qsrc, out=out_dir / "int8.onnx", trt_build=False, parity_images=1, log=log)
+        int8 = export_model(qsrc, out=out_dir / "int8.onnx", trt_build=False, parity_images=1, log=log, **xopts)
         log(f"int8 export+checks {time.perf_counter() - t:.0f} s")
         int8co = None
         if not args.int8_run and not args.no_conv_output:
             cosrc = ExportSource(int8_model(True), "int8", args.variant, src.input_size,
                                  f"{args.variant} INT8 (default recipe + conv outputs)")
-            int8co = export_model(cosrc, out=out_dir / "int8co.onnx", trt_build=False, parity_images=1, log=log)
+            int8co = export_model(cosrc, out=out_dir / "int8co.onnx", trt_build=False, parity_images=1, log=log,
+                                  **xopts)
 
     import onnx
     from edgemv.export.ort_form import dequantize_weights_for_ort
@@ -161,15 +188,17 @@ def main():
     ort_form, folded = dequantize_weights_for_ort(onnx.load(int8.path))
     log(f"ORT-only form: {folded} Conv/Gemm weight dequantizers folded")
     xn = x.numpy()
-    ratios = []
+    ratios, alone_ratios = [], []
     for level in args.levels.split(","):
         sessions = []
         graphs = [("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
                   ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form, len(ort_form.graph.node))]
         if int8co is not None:
             graphs.append(("INT8 Q/DQ + conv output quantizers", int8co.path, int8co.nodes))
+        if fp32c is not None:
+            graphs.append(("FP32, chunked scan (reference)", fp32c.path, fp32c.nodes))
         for name, model, nodes in graphs:
-            sess = ort_session(model, threads=args.threads, optimization=level)
+            sess = ort_session(model, threads=args.threads, optimization=level, spinning=args.spinning)
             inp = sess.get_inputs()[0].name
             sessions.append((f"ONNX Runtime {name}, opt {level} ({nodes} nodes)",
                              lambda sess=sess, inp=inp: sess.run(None, {inp: xn})))
@@ -184,6 +213,19 @@ def main():
             ratios.append((f"{name.split(', opt')[0].replace('ONNX Runtime ', '')}, ORT opt {level}",
                            statistics.median(times[0]) / statistics.median(ts), min(times[0]) / min(ts),
                            statistics.median(per_round), os.getloadavg()[0]))
+        del sessions
+        if args.alone_runs:
+            alone = []
+            for name, model, nodes in graphs:  # one session at a time, ORT's default (spinning) threads
+                sess = ort_session(model, threads=args.threads, optimization=level)
+                inp = sess.get_inputs()[0].name
+                med, lo, hi = timeit(lambda: sess.run(None, {inp: xn}), args.alone_runs, args.warmup)
+                alone.append(med)
+                rows.append((f"ONNX Runtime {name}, opt {level}, alone, spinning", med, lo, hi))
+                log(f"{rows[-1]}")
+                del sess
+            for (name, _, _), med in zip(graphs[1:], alone[1:]):
+                alone_ratios.append((f"{name}, ORT opt {level}, alone", alone[0] / med, os.getloadavg()[0]))
 
     print(f"\n| {args.variant} batch 1, {args.threads} threads | median ms | min | max |")
     print("|---|---:|---:|---:|")
@@ -193,10 +235,15 @@ def main():
     for what, by_median, by_min, by_round, load in ratios:
         print(f"speed-up over FP32 of {what}: {by_median:.2f}x by median, {by_min:.2f}x by min, "
               f"{by_round:.2f}x median of per-round ratios (1-min load at the end {load:.2f})")
+    for what, by_median, load in alone_ratios:
+        print(f"speed-up over FP32 of {what}: {by_median:.2f}x by median (1-min load {load:.2f})")
+    print(f"interleaved rounds: intra-op spinning {'on' if args.spinning else 'off'}")
     print()
     cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
     print(f"machine: {cpu.split(':', 1)[-1].strip()} ({os.cpu_count()} cores), {platform.platform()}")
     print(f"versions: python {platform.python_version()}, torch {torch.__version__}, onnxruntime {ort.__version__}")
+    if not args.reuse:
+        print(f"graphs: opset {fp32.opset}, scan {fp32.scan_form} ({fp32.scan_decomposition})")
     print(f"load: {os.getloadavg()}")
     print(f"files: fp32 {fp32.file_bytes / 1e6:.1f} MB / {fp32.nodes} nodes; int8 {int8.file_bytes / 1e6:.1f} MB / "
           f"{int8.nodes} nodes; parity fp32 {fp32.checks[2].detail if len(fp32.checks) > 2 else ''}")
