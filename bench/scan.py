@@ -2,9 +2,10 @@
 
     python bench/scan.py                 # correctness + timings at MambaVision-T shapes, table last
     python bench/scan.py --smoke         # a few cases, one shape (first check on a new machine)
+    python bench/scan.py --correctness   # only the correctness cases of 'triton' and 'chunked' against float64
     python bench/scan.py --sweep         # also sweep the Triton tile sizes (BLOCK_D, BLOCK_L, warps)
-    python bench/scan.py --quick         # < 2 min: both Triton kernels (par, seq) vs float64, copy bandwidth,
-                                         # timings at 160x196 and 320x49, batch 128/256, fp16/fp32, par tile sweep
+    python bench/scan.py --quick         # < 3 min: the Triton kernels (seq, par) vs float64, copy bandwidth,
+                                         # timings at 160x196 and 320x49, batch 128/256, fp16/fp32, tile sweep
     python bench/scan.py --cpu           # CPU: time 'ref' against 'chunked' (chunk lengths) for 'auto'
 
 Bytes counted per call: u, delta, B, C read once and y written once (A, D, delta_bias are negligible). Times are
@@ -174,8 +175,9 @@ def _fn_for(impl, inp, cfg=None):
         if variant == "par":
             bd, nw, poly = (tuple(cfg or ()) + (None, None, None))[:3]
             return lambda: selective_scan_triton(**inp, block_d=bd, num_warps=nw, variant="par", poly=poly)
-        bd, bl, nw = cfg or (None, None, None)
-        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw, variant=variant)
+        bd, bl, nw, pf = (tuple(cfg or ()) + (None,) * 4)[:4]
+        return lambda: selective_scan_triton(**inp, block_d=bd, block_l=bl, num_warps=nw, variant=variant,
+                                             prefetch=pf)
     if impl == "chunked":
         return lambda: selective_scan_chunked(**inp)
     return lambda: selective_scan_ref(**inp)
@@ -205,7 +207,7 @@ def timings(device, impls, batches, shapes, dtypes, copy_gbs):
     return rows
 
 
-SWEEP = [(32, 8, 1), (32, 16, 1), (64, 8, 2), (64, 16, 2), (128, 8, 4), (64, 8, 1), (32, 4, 1)]
+SWEEP = [(64, 8, 1), (32, 8, 1), (64, 8, 2), (128, 8, 4), (64, 4, 1)]
 
 
 def sweep(device, shapes, batch=256, dtype=torch.float16):
@@ -255,13 +257,12 @@ QUICK_CASES = [  # (batch, dim, L, dtype, big, has_z, has_d, has_bias, model_lay
     (2, 320, 1024, torch.float16, True, False, True, True, False),
     (1, 8, 2048, torch.float32, False, True, True, True, True),
 ]
-# par tile sweep (BLOCK_D, num_warps) at batch 256 fp16; the first of each list is the default of pick_par_config
-# (BLOCK_D, num_warps, poly): poly = decays per element on the FMA pipe instead of MUFU (_exp2_fma)
-QUICK_SWEEP = {(160, 196): [(16, 8), (16, 4), (8, 4), (32, 8), (16, 8, 3), (16, 4, 3)],
-               (320, 49): [(64, 8), (32, 4), (64, 4), (16, 2), (64, 8, 3), (32, 4, 3)]}
+# tile sweep of the sequential kernel: (BLOCK_D, BLOCK_L, num_warps, L1 prefetch distance in trips)
+SEQ_SWEEP = [(64, 8, 1, 2), (32, 8, 1, 2), (64, 8, 1, 1), (64, 8, 2, 2), (128, 8, 4, 2), (64, 4, 1, 2),
+             (64, 8, 1, 0)]
 
 
-def quick(device, out_dir, budget_s=105.0):
+def quick(device, out_dir, budget_s=240.0):
     """One short run: both Triton variants against float64 (poisoned outputs), copy bandwidth, timings, tile sweep.
 
     Stops starting new timings after ``budget_s`` seconds so the table always comes out.
@@ -269,7 +270,7 @@ def quick(device, out_dir, budget_s=105.0):
     import triton
     from triton.testing import do_bench
 
-    from edgemv.ops.scan_triton import pick_par_config, selective_scan_triton
+    from edgemv.ops.scan_triton import pick_config, pick_par_config, selective_scan_triton
 
     t0 = time.time()
     name = torch.cuda.get_device_name()
@@ -280,7 +281,7 @@ def quick(device, out_dir, budget_s=105.0):
     for (b, dim, L, dt, big, has_z, has_d, has_bias, layout) in QUICK_CASES:
         inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, layout, gen=g)
         ref = scan_f64(**inp)
-        for variant, poly in (("par", None), ("par", 8), ("seq", None)):
+        for variant, poly in (("par", None), ("seq", None)):
             if (variant == "seq" and L > 1024) or (poly and dt != torch.float32):
                 continue
             out = torch.full((b, dim, L), float("nan"), dtype=dt, device=inp["u"].device)  # poisoned
@@ -306,12 +307,11 @@ def quick(device, out_dir, budget_s=105.0):
     print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)  [{time.time() - t0:.0f}s]", flush=True)
     rows = []
     shapes, f16, f32 = ((160, 196), (320, 49)), torch.float16, torch.float32
-    # most wanted first (the time budget cuts the tail): par at every shape/batch/dtype, seq fp16, the par tile
-    # sweep, seq fp32
-    plan = [("triton-par", sh, b, dt, None) for sh in shapes for b in (128, 256) for dt in (f16, f32)]
-    plan += [("triton-seq", sh, b, f16, None) for sh in shapes for b in (128, 256)]
-    plan += [("triton-par", sh, 256, f16, cfg) for sh, cfgs in QUICK_SWEEP.items() for cfg in cfgs[1:]]
-    plan += [("triton-seq", sh, b, f32, None) for sh in shapes for b in (128, 256)]
+    # most wanted first (the time budget cuts the tail): the default kernel at every shape/batch/dtype, then the
+    # tile sweep, then 'par' for comparison
+    plan = [("triton-seq", sh, b, dt, None) for sh in shapes for b in (128, 256) for dt in (f16, f32)]
+    plan += [("triton-seq", sh, b, f16, cfg) for sh in shapes for b in (128, 256) for cfg in SEQ_SWEEP[1:]]
+    plan += [("triton-par", sh, 128, f16, None) for sh in shapes]
     for impl, (dim, L), b, dt, cfg in plan:
         if time.time() - t0 > budget_s:
             print(f"  time budget reached: skipped {impl} {dim}x{L} b={b} {dt} {cfg}", flush=True)
@@ -327,6 +327,8 @@ def quick(device, out_dir, budget_s=105.0):
         gbs = nbytes / (ms * 1e-3) / 1e9
         if impl == "triton-par":
             cfg = cfg or pick_par_config(dim, L)
+        elif cfg is None:
+            cfg = pick_config(dim, L)
         rows.append(dict(impl=impl, dim=dim, L=L, batch=b, dtype=str(dt).split(".")[-1], ms=ms, eager_ms=eager,
                          gbs=gbs, frac_copy=gbs / copy_gbs, cfg=cfg))
         print(f"  {impl:10s} {dim}x{L} b={b} {rows[-1]['dtype']:8s} cfg={cfg} device {ms * 1e3:7.1f} us  eager "
@@ -354,6 +356,7 @@ def main():
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--quick", action="store_true", help="one short run: Triton variants, copy bandwidth, table")
+    ap.add_argument("--correctness", action="store_true", help="only the correctness cases ('triton', 'chunked')")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
@@ -369,6 +372,8 @@ def main():
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}, "
           f"python {platform.python_version()}", flush=True)
     rows, n_fail = correctness(("triton", "chunked"), device, smoke=args.smoke)
+    if args.correctness:
+        sys.exit(1 if n_fail else 0)
     copy_gbs = copy_bandwidth(device)
     print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)", flush=True)
     shapes = ((160, 196), (320, 49))

@@ -10,6 +10,23 @@ arithmetic are still what runs; only the interpreter's loop is vectorised.
 import numpy as np
 
 
+def fix_scalar_index():
+    """Let the interpreter turn a scalar into a Python int under numpy >= 2.3 (``range(0, length, ...)``).
+
+    The interpreter keeps a scalar as a one-element array and converts it with ``int(array)``, which numpy 2.3
+    refuses for arrays that are not 0-dimensional. Same value, converted with ``.item()``.
+    """
+    from triton.runtime import interpreter
+
+    original = interpreter._patch_lang_tensor
+
+    def patched(tensor, scope):
+        original(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+    interpreter._patch_lang_tensor = patched
+
+
 def fast_interpreter_scan():
     from triton.runtime import interpreter
 

@@ -1,9 +1,9 @@
 """Fused forward selective scan for CUDA, written in Triton.
 
-One program owns one sequence (batch row) and ``BLOCK_D`` channels, one thread per channel with its N states in
-registers for the whole sequence, and walks the sequence step by step (``BLOCK_L`` steps unrolled per trip):
-read u, delta, B, C of the step once, softplus, decay ``exp(delta * A)`` (exponent <= 0), update the state, reduce
-over N for y, and write y once per trip. Arithmetic is float32 whatever the input dtype; any strides are accepted
+One program owns one sequence (batch row) and ``BLOCK_D`` channels, each thread one or more channels with their N
+states in registers for the whole sequence, and walks the sequence step by step (``BLOCK_L`` steps unrolled per
+trip, the next trips' lines prefetched into L1): read u, delta, B, C of the step once, softplus, decay
+``exp(delta * A)`` (exponent <= 0), update the state, reduce over N for y, and write y once per trip. Arithmetic is float32 whatever the input dtype; any strides are accepted
 (the model passes transposed views), so no copies are made. This is variant 'seq', the default.
 
 Variant 'par' (``_scan_par_kernel``, opt-in with ``variant='par'`` or EDGEMV_TRITON_SCAN=par) parallelises over L
@@ -21,19 +21,39 @@ import torch
 import triton
 import triton.language as tl
 
-__all__ = ["selective_scan_triton", "pick_config", "pick_par_config", "PAR_MAX_L", "PAR_POLY", "VARIANTS"]
+__all__ = ["selective_scan_triton", "pick_config", "pick_par_config", "PAR_MAX_L", "PAR_POLY", "PREFETCH_DIST",
+           "VARIANTS"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"  # CPU interpreter (tests of the kernel logic)
 
 
 @triton.jit
-def _softplus(x):
+def _ex2_ftz(x, FAST: tl.constexpr):
+    # 2^x on the MUFU unit, flushing subnormal results to 0: one instruction instead of tl.exp's range fix-up
+    if FAST:
+        return tl.inline_asm_elementwise("ex2.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    return tl.exp2(x)
+
+
+@triton.jit
+def _rcp_ftz(x, FAST: tl.constexpr):
+    # 1/x to about 1 ulp on the MUFU unit, for x in a normal range (here (2, 3])
+    if FAST:
+        return tl.inline_asm_elementwise("rcp.approx.ftz.f32 $0, $1;", "=r,r", [x], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+    return 1.0 / x
+
+
+@triton.jit
+def _softplus(x, FAST: tl.constexpr = False):
     # torch's softplus (threshold 20), branch-free and accurate for very negative x (where log(1 + e^x) through
     # an approximate log would lose e^x):  softplus(x) = max(x, 0) + log1p(v), v = exp(-|x|) in (0, 1], and
     # log1p(v) = 2 atanh(s) = 2 s (1 + s^2/3 + s^4/5 + ...), s = v / (2 + v) <= 1/3, 8 terms (error < 2e-9).
     # A branch would split the unrolled steps into basic blocks and stop the loads being scheduled early.
-    v = tl.exp(-tl.abs(x))
-    s = tl.fdiv(v, 2.0 + v)
+    # FAST: exp and the reciprocal as single MUFU instructions (PTX inline asm; not in Triton's interpreter).
+    v = _ex2_ftz(-tl.abs(x) * 1.4426950408889634, FAST)
+    s = v * _rcp_ftz(2.0 + v, FAST)
     q = s * s
     p = 1.0 / 15.0 + q * (1.0 / 17.0)
     p = 1.0 / 13.0 + q * p
@@ -104,7 +124,7 @@ def _scan_seq_kernel(
             if HAS_BIAS:
                 dt = dt + dbias
             if SOFTPLUS:
-                dt = _softplus(dt)
+                dt = _softplus(dt, False)
             dt = tl.where(m, dt, 0.0)
             h = tl.exp2(dt[None, :] * a2) * h + Bt[:, None] * (dt * u)[None, :]
             y = tl.sum(h * Ct[:, None], axis=0)
@@ -128,10 +148,142 @@ def _prefetch_l1(ptrs, ENABLE: tl.constexpr):
 
 
 @triton.jit
+def _prefetch_trip(u_row, su_l, dt_row, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, l0, length,
+                   BLOCK_L: tl.constexpr):
+    # the lines of one trip (BLOCK_L steps from l0) of u, delta, B, C into L1 (with any strides: one prefetch per
+    # element; prefetching only u's first and last step of the trip, which cover its lines when u is contiguous,
+    # measured 2x slower overall, through a different instruction schedule)
+    cols = tl.arange(0, BLOCK_L)
+    t = tl.minimum(l0 + cols, length - 1)
+    n = tl.arange(0, 8)
+    _prefetch_l1(u_row[:, None] + t[None, :] * su_l, True)
+    _prefetch_l1(dt_row[:, None] + t[None, :] * sdt_l, True)
+    _prefetch_l1(B_base + n[:, None] * sB_n + t[None, :] * sB_l, True)
+    _prefetch_l1(C_base + n[:, None] * sC_n + t[None, :] * sC_l, True)
+
+
+@triton.jit
 def _state_step(h, a2, dt, du, b_n, c_n, y):
     # one state of one step: h <- exp(dt * A) h + dt u B ; y += C h
     h = tl.exp2(dt * a2) * h + du * b_n
     return h, y + h * c_n
+
+
+@triton.jit
+def _interleave(a, b):
+    # columns a0 b0 a1 b1 ... of two (BLOCK_D, k) tiles (or two (BLOCK_D,) vectors): join puts the new axis last
+    # and in-thread, so this is register renaming, no data movement
+    j = tl.join(a, b)
+    if len(a.shape) == 1:
+        return j
+    return tl.reshape(j, (a.shape[0], 2 * a.shape[1]))
+
+
+@triton.jit
+def _tile4(y0, y1, y2, y3):
+    # (BLOCK_D, 4) tile with columns y0..y3
+    return _interleave(tl.join(y0, y2), tl.join(y1, y3))
+
+
+@triton.jit
+def _tile8(y0, y1, y2, y3, y4, y5, y6, y7):
+    # (BLOCK_D, 8) tile with columns y0..y7: even columns interleaved with odd ones
+    return _interleave(_interleave(tl.join(y0, y4), tl.join(y2, y6)), _interleave(tl.join(y1, y5), tl.join(y3, y7)))
+
+
+@triton.jit
+def _tile_step(t, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+               z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+               HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+               FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # one step of one channel per thread, N = 8 states as eight register tensors; returns the new states and y_t.
+    # Loads are unmasked at clamped addresses (a masked load costs an extra instruction to zero its register):
+    # past the end, delta is set to 0 (decay 1, no input: the state is unchanged) and y is not stored; channels
+    # past D read channel D-1's data (the caller clamps the bases) and are not stored either. Only the last trip
+    # can run past the end (CLAMP); the others skip the clamping arithmetic.
+    if CLAMP:
+        tc = tl.minimum(t, length - 1)
+    else:
+        tc = t
+    u = tl.load(u_base + tc * su_l).to(tl.float32)
+    dt = tl.load(dt_base + tc * sdt_l).to(tl.float32)
+    bp = B_base + tc * sB_l
+    cp = C_base + tc * sC_l
+    if HAS_BIAS:
+        dt = dt + dbias
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST)
+    if CLAMP:
+        dt = tl.where(t < length, dt, 0.0)
+    du = dt * u
+    y = tl.zeros_like(u)
+    h0, y = _state_step(h0, a0, dt, du, tl.load(bp + 0 * sB_n).to(tl.float32),
+                        tl.load(cp + 0 * sC_n).to(tl.float32), y)
+    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + 1 * sB_n).to(tl.float32),
+                        tl.load(cp + 1 * sC_n).to(tl.float32), y)
+    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
+                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
+    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
+                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
+    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
+                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
+    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
+                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
+    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
+                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
+    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
+                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    if HAS_D:
+        y = y + dskip * u
+    if HAS_Z:
+        zt = tl.load(z_base + tc * sz_l).to(tl.float32)
+        y = y * (zt * tl.sigmoid(zt))
+    return h0, h1, h2, h3, h4, h5, h6, h7, y
+
+
+@triton.jit
+def _tile_trip(l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+               z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+               BLOCK_L: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+               SOFTPLUS: tl.constexpr, FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # BLOCK_L (4 or 8) steps from l0, unrolled; returns the states and the (BLOCK_D, BLOCK_L) tile of y
+    h0, h1, h2, h3, h4, h5, h6, h7, y0 = _tile_step(
+        l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y1 = _tile_step(
+        l0 + 1, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y2 = _tile_step(
+        l0 + 2, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y3 = _tile_step(
+        l0 + 3, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    if BLOCK_L == 8:
+        h0, h1, h2, h3, h4, h5, h6, h7, y4 = _tile_step(
+            l0 + 4, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+            HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+        h0, h1, h2, h3, h4, h5, h6, h7, y5 = _tile_step(
+            l0 + 5, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+            HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+        h0, h1, h2, h3, h4, h5, h6, h7, y6 = _tile_step(
+            l0 + 6, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+            HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+        h0, h1, h2, h3, h4, h5, h6, h7, y7 = _tile_step(
+            l0 + 7, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+            HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+        y_tile = _tile8(y0, y1, y2, y3, y4, y5, y6, y7)
+    else:
+        y_tile = _tile4(y0, y1, y2, y3)
+    return h0, h1, h2, h3, h4, h5, h6, h7, y_tile
 
 
 @triton.jit
@@ -152,10 +304,16 @@ def _scan_n8_kernel(
     HAS_BIAS: tl.constexpr,
     SOFTPLUS: tl.constexpr,
     PREFETCH: tl.constexpr,
+    PF_DIST: tl.constexpr,
+    FAST: tl.constexpr,
 ):
-    # N = 8 (MambaVision's d_state), written out: the eight states of a channel are eight 1-D register tensors
-    # in the same layout as u and delta (one channel per thread), so a step needs no layout conversion, no
-    # shuffle and no shared memory; B_t and C_t are scalar (broadcast) loads.
+    # N = 8 (MambaVision's d_state), written out: the eight states of a channel are eight 1-D register tensors in
+    # the same layout as u and delta (one channel per thread, BLOCK_D / 32 / num_warps channels per thread), so a
+    # step needs no layout conversion; B_t and C_t are broadcast scalar loads. BLOCK_L (4 or 8) steps are unrolled
+    # per trip and the trip's y_t are assembled into the (BLOCK_D, BLOCK_L) output tile with tl.join (in-thread
+    # register renaming) and stored once: a tl.where into a tile of another layout made the compiler go through
+    # shared memory with a barrier every step, and the barriers cut the trip into per-step scheduling regions, so
+    # no step's loads or softplus could overlap the previous step's arithmetic (2x slower; docs/scan.md).
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -169,17 +327,15 @@ def _scan_n8_kernel(
     a5 = tl.load(a_row + 5 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
     a6 = tl.load(a_row + 6 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
     a7 = tl.load(a_row + 7 * sA_n, mask=dmask, other=0.0).to(tl.float32) * 1.4426950408889634
-    if HAS_D:
-        dskip = tl.load(D_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
-    if HAS_BIAS:
-        dbias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
-    u_base = u_ptr + pid_b * su_b + offs_d * su_d
-    dt_base = dt_ptr + pid_b * sdt_b + offs_d * sdt_d
+    dskip = tl.load(D_ptr + offs_d, mask=dmask & HAS_D, other=0.0).to(tl.float32)
+    dbias = tl.load(bias_ptr + offs_d, mask=dmask & HAS_BIAS, other=0.0).to(tl.float32)
+    d_in = tl.minimum(offs_d, dim - 1)  # in-bounds channel for the (unmasked) loads
+    u_base = u_ptr + pid_b * su_b + d_in * su_d
+    dt_base = dt_ptr + pid_b * sdt_b + d_in * sdt_d
     y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    z_base = z_ptr + pid_b * sz_b + d_in * sz_d
     B_base = B_ptr + pid_b * sB_b
     C_base = C_ptr + pid_b * sC_b
-    if HAS_Z:
-        z_base = z_ptr + pid_b * sz_b + offs_d * sz_d
     h0 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     h1 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     h2 = tl.zeros((BLOCK_D,), dtype=tl.float32)
@@ -189,57 +345,22 @@ def _scan_n8_kernel(
     h6 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     cols = tl.arange(0, BLOCK_L)
-    d_in = tl.minimum(offs_d, dim - 1)  # in-bounds addresses for the prefetches
-    n_in = tl.arange(0, 8)
     for l0 in range(0, length, BLOCK_L):
-        # Each step's loads touch new lines (delta, B, C advance by a row per step), and the compiler does not
-        # issue a step's loads before the previous step's arithmetic: without help every step would wait a full
-        # memory latency. So the next trip's lines are prefetched into L1 while this trip computes.
-        nxt = tl.minimum(l0 + BLOCK_L + cols, length - 1)
-        _prefetch_l1(u_ptr + pid_b * su_b + d_in[:, None] * su_d + nxt[None, :] * su_l, PREFETCH)
-        _prefetch_l1(dt_ptr + pid_b * sdt_b + d_in[:, None] * sdt_d + nxt[None, :] * sdt_l, PREFETCH)
-        _prefetch_l1(B_base + n_in[:, None] * sB_n + nxt[None, :] * sB_l, PREFETCH)
-        _prefetch_l1(C_base + n_in[:, None] * sC_n + nxt[None, :] * sC_l, PREFETCH)
-        y_tile = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
-        for i in tl.static_range(BLOCK_L):
-            t = l0 + i
-            tvalid = t < length
-            m = dmask & tvalid
-            u = tl.load(u_base + t * su_l, mask=m, other=0.0).to(tl.float32)
-            dt = tl.load(dt_base + t * sdt_l, mask=m, other=0.0).to(tl.float32)
-            bp = B_base + t * sB_l
-            cp = C_base + t * sC_l
-            if HAS_BIAS:
-                dt = dt + dbias
-            if SOFTPLUS:
-                dt = _softplus(dt)
-            dt = tl.where(m, dt, 0.0)
-            du = dt * u
-            y = tl.zeros((BLOCK_D,), dtype=tl.float32)
-            h0, y = _state_step(h0, a0, dt, du, tl.load(bp + 0 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 0 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h1, y = _state_step(h1, a1, dt, du, tl.load(bp + 1 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 1 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 2 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 3 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 4 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 5 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 6 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n, mask=tvalid, other=0.0).to(tl.float32),
-                                tl.load(cp + 7 * sC_n, mask=tvalid, other=0.0).to(tl.float32), y)
-            if HAS_D:
-                y = y + dskip * u
-            if HAS_Z:
-                zt = tl.load(z_base + t * sz_l, mask=m, other=0.0).to(tl.float32)
-                y = y * (zt * tl.sigmoid(zt))
-            y_tile = tl.where(cols[None, :] == i, y[:, None], y_tile)
-        # One store per trip: a store between steps would keep the next steps' loads behind it (the compiler
-        # cannot prove y does not alias the inputs), exposing a memory latency per step.
+        # the lines of the trip PF_DIST ahead into L1 while this one computes (the loop is not software-pipelined,
+        # so without this each trip would start with a memory latency; 2.5x slower)
+        if PREFETCH:
+            _prefetch_trip(u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                           l0 + PF_DIST * BLOCK_L, length, BLOCK_L)
+        if l0 + BLOCK_L <= length:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _tile_trip(
+                l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+                sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                BLOCK_L, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, False)
+        else:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _tile_trip(
+                l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+                sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                BLOCK_L, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, True)
         offs_l = l0 + cols
         tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
                  mask=dmask[:, None] & (offs_l[None, :] < length))
@@ -313,7 +434,7 @@ def _scan_par_kernel(
     if HAS_BIAS:
         dt = dt + tl.load(bias_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)[:, None]
     if SOFTPLUS:
-        dt = _softplus(dt)
+        dt = _softplus(dt, False)
     dt = tl.where(m2, dt, 0.0)
     du = dt * u
     y = tl.zeros((BLOCK_D, L_P2), dtype=tl.float32)
@@ -343,6 +464,7 @@ def _scan_par_kernel(
 # The largest padded length the parallel kernel takes (the whole sequence lives in registers).
 PAR_MAX_L = 2048
 VARIANTS = ("auto", "par", "seq")
+PREFETCH_DIST = 2  # N = 8 kernel: prefetch the lines of the trip this many trips ahead into L1 (0: no prefetch)
 PAR_POLY = 0  # decays per element computed by _exp2_fma instead of MUFU exp2 (bench/scan.py --quick sweeps it)
 
 
@@ -354,16 +476,20 @@ def pick_par_config(dim: int, length: int):
     return bd, nw
 
 
-def pick_config(dim: int, length: int):
-    """(BLOCK_D, BLOCK_L, num_warps) for a problem; chosen by the sweep in bench/scan.py (docs/benchmarks.md)."""
-    # bench/scan.py --sweep on an H200 (docs/benchmarks.md), batch 256 fp16: at 160 x 196, BLOCK_L 8 (147 us)
-    # beat 16 (194 us) and 4 (152 us), BLOCK_D 64 with one warp tied (145 us); at 320 x 49, BLOCK_L 4 (47 us)
-    # beat 8 (82 us). One warp per program: the grid is batch x D/32 programs.
+def pick_config(dim: int, length: int, n: int = 8):
+    """(BLOCK_D, BLOCK_L, num_warps) for a problem; chosen by the sweeps of bench/scan.py (docs/benchmarks.md)."""
+    if n == 8:
+        # H200, fp16, device time (bench/scan.py --quick, docs/benchmarks.md): (64, 8, 1) 60.6 / 87.0 us at
+        # 160 x 196 batch 128 / 256 and 25.7 / 50.5 us at 320 x 49, the best or within 4% of the best of 12 tiles;
+        # BLOCK_L 4 was 1.5-2x slower, two or four warps per program 5-40% slower.
+        return 64, 8, 1
+    # the generic kernel (bench/scan.py --sweep, earlier H200 run): BLOCK_L 8 at L = 196, 4 at L = 49
     return 32, (4 if length <= 64 else 8), 1
 
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                          block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None):
+                          block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None,
+                          prefetch=None):
     """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only.
 
     ``variant``: 'seq' (sequential over L, one thread per channel), 'par' (parallel prefix scan over L, the whole
@@ -372,6 +498,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     (default 'auto'). ``block_d``, ``num_warps`` (and ``block_l`` for 'seq') override the tile choice. ``out``: a (batch, D, L) tensor of u's dtype to write y
     into (the tests poison it first); by default a new one. ``poly`` ('par' only): how many of the N decays per
     element are computed with a polynomial on the FMA pipe instead of the MUFU exp2 (default ``PAR_POLY``).
+    ``prefetch`` ('seq', N = 8): how many trips ahead the L1 prefetch reaches, 0 to switch it off (default
+    ``PREFETCH_DIST``; a tuning knob for bench/scan.py).
     """
     batch, dim, length = u.shape
     n = A.shape[1]
@@ -408,11 +536,14 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         _scan_par_kernel[grid](*args, N=n, BLOCK_D=bd, L_P2=triton.next_power_of_2(length), **flags,
                                POLY=PAR_POLY if poly is None else poly, num_warps=nw)
         return y
-    bd, bl, nw = pick_config(dim, length)
+    bd, bl, nw = pick_config(dim, length, n)
     bd, bl, nw = block_d or bd, block_l or bl, num_warps or nw
     grid = (batch, triton.cdiv(dim, bd))
     if n == 8:  # MambaVision's d_state: the states written out as registers
-        kernel, extra = _scan_n8_kernel, {"PREFETCH": not _INTERPRET}
+        dist = PREFETCH_DIST if prefetch is None else prefetch
+        kernel = _scan_n8_kernel
+        extra = {"PREFETCH": bool(dist) and not _INTERPRET, "PF_DIST": max(int(dist), 1), "FAST": not _INTERPRET}
+        bl = 8 if bl >= 8 else 4
     else:  # any other power of two: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
         kernel, extra = _scan_seq_kernel, {"N": n}
     kernel[grid](*args, BLOCK_D=bd, BLOCK_L=bl, **extra, **flags, num_warps=nw)
