@@ -1,0 +1,41 @@
+"""Run the Triton scan a few times at one MambaVision-T shape, for Nsight Compute to profile one launch.
+
+    ncu --clock-control none --kernel-name regex:_scan_n8 --launch-skip 3 --launch-count 1 \
+        --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
+        python bench/scan_profile.py --dim 160 --length 196 --batch 128
+
+Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
+kernel with its own counters).
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from scan import make_inputs  # noqa: E402
+
+from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dim", type=int, default=160)
+    ap.add_argument("--length", type=int, default=196)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--dtype", default="float16")
+    ap.add_argument("--calls", type=int, default=5)
+    args = ap.parse_args()
+    inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda")
+    for _ in range(args.calls):
+        selective_scan_triton(**inp)
+    torch.cuda.synchronize()
+    print("done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
