@@ -87,6 +87,9 @@ def main():
                     help="also time the FP32 graph with the chunked scan (fp32_chunked.onnx)")
     ap.add_argument("--spinning", action="store_true",
                     help="let ORT's intra-op threads spin in the interleaved rounds (ORT's default; see above)")
+    ap.add_argument("--extra-graph", action="append", default=[], metavar="ONNX",
+                    help="also time this ONNX file in the same interleaved rounds (repeatable; e.g. graphs of an "
+                         "earlier --out-dir exported with other options)")
     ap.add_argument("--alone-runs", type=int, default=0,
                     help="then time each graph alone for N runs, ORT's default options (spinning)")
     args = ap.parse_args()
@@ -197,6 +200,8 @@ def main():
             graphs.append(("INT8 Q/DQ + conv output quantizers", int8co.path, int8co.nodes))
         if fp32c is not None:
             graphs.append(("FP32, chunked scan (reference)", fp32c.path, fp32c.nodes))
+        for extra in args.extra_graph:
+            graphs.append((f"{extra}", extra, len(onnx.load(extra, load_external_data=False).graph.node)))
         for name, model, nodes in graphs:
             sess = ort_session(model, threads=args.threads, optimization=level, spinning=args.spinning)
             inp = sess.get_inputs()[0].name
