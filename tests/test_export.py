@@ -77,6 +77,24 @@ def test_fp32_cli_full_checks(tmp_path, capsys):
     graph = onnx.load(str(out))
     assert not {n.op_type for n in graph.graph.node} & {"Loop", "Scan", "CumSum", "If"}
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+    assert report["opset"] == 20 and report["scan_decomposition"] == "doubling"
+    assert "Gelu" in report["op_counts"] and "Erf" not in report["op_counts"] and "Tanh" not in report["op_counts"]
+
+
+def test_cli_scan_decomposition_and_opset(tmp_path, capsys):
+    """--scan-decomposition chunked and --opset 17 give the earlier graph (decomposed GELU, the chunked scan's
+    MatMuls); both check out; a bad choice is one usage error."""
+    out = tmp_path / "c.onnx"
+    rc = run_cli(cli, ["export", "--variant", "test", "--weights", "random", "--out", str(out), "--json",
+                       "--scan-decomposition", "chunked", "--opset", "17", "--no-trt-build"])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0, report
+    assert report["scan_decomposition"] == "chunked" and report["opset"] == 17
+    assert "Gelu" not in report["op_counts"] and "Erf" in report["op_counts"]
+    assert all(c["status"] != "fail" for c in report["checks"])
+    code = run_cli(cli, ["export", "--variant", "test", "--weights", "random", "--scan-decomposition", "loop"])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and "--scan-decomposition" in err
 
 
 def test_fp16_half(tmp_path, fp32_source):
