@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from edgemv.ops import selective_scan_chunked, selective_scan_ref  # noqa: E402
+from edgemv.ops import selective_scan_chunked, selective_scan_doubling, selective_scan_ref  # noqa: E402
 
 
 def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -239,13 +239,14 @@ def cpu_auto(threads):
         return min(ts) * 1e3
 
     print(f"CPU, {threads} threads, torch {torch.__version__}: min of 9 runs, ms")
-    for (dim, L), b in itertools.product(((160, 196), (320, 49), (160, 1024), (320, 256)), (1, 8)):
+    for (dim, L), b in itertools.product(((160, 196), (320, 49), (160, 1024), (320, 256)), (1, 8, 32)):
         inp = make_inputs(b, dim, L, torch.float32, "cpu")
-        row = [f"ref {tmin(lambda: selective_scan_ref(**inp)):7.2f}"]
-        for c in (4, 7, 10, 16, 32):
-            if c <= L:
-                row.append(f"c{c} {tmin(lambda: selective_scan_chunked(**inp, chunk=c)):7.2f}")
-        row.append(f"default {tmin(lambda: selective_scan_chunked(**inp)):7.2f}")
+        row = [f"ref {tmin(lambda: selective_scan_ref(**inp)):7.2f}",
+               f"doubling {tmin(lambda: selective_scan_doubling(**inp)):7.2f}"]
+        if b <= 8:
+            for c in (7, 10, 16):
+                if c <= L:
+                    row.append(f"c{c} {tmin(lambda: selective_scan_chunked(**inp, chunk=c)):7.2f}")
         print(f"{dim}x{L} b={b}: " + "  ".join(row), flush=True)
 
 

@@ -31,11 +31,11 @@ def triton_available() -> bool:
 
 
 # CPU choice for 'auto', hard-wired from a measurement (docs/scan.md, "Which implementation 'auto' takes";
-# `python bench/scan.py --cpu`, 2-core CPU, torch 2.13, 2026-11-27, min of 9 runs): 'ref' was as fast or faster
-# at MambaVision shapes once batch*windows > 1 (160x196 batch 8: ref 47 ms, best chunked 299 ms; 320x49 batch 8:
-# ref 16 ms, best chunked 50 ms) and within noise at batch 1 (160x196: ref 28 ms, chunked c=10 11 ms; 320x49:
-# ref 1.7 ms, chunked 2.2 ms). The chunked form does about c times the arithmetic of the sequential one, which the
-# CPU pays in full; it exists for export, where the graph size matters. So 'auto' on the CPU is 'ref'.
+# `python bench/scan.py --cpu`, 2-core CPU, torch 2.13, 2026-11-27 12:30 UTC, quiet machine, min of 9 runs): 'ref'
+# was fastest at MambaVision shapes at every batch but a tie at 320x49 batch 1 (160x196: ref 5.3 ms, doubling 7.7,
+# best chunked 14.8 at batch 1; 46 / 293 ms at batch 32), and 3-10x ahead of 'doubling' from batch 8 on; the
+# plain-op forms do log2(L) or c times the arithmetic of the recurrence, which the CPU pays in full. They exist for
+# export. So 'auto' on the CPU is 'ref'.
 _CPU_AUTO = "ref"
 
 
