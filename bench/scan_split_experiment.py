@@ -219,6 +219,129 @@ def _xkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, sum_ptr
         tl.store(row + 8 * dim, dtot, mask=dmask)
 
 
+@triton.jit
+def _pstep(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, a0, a1, a2, a3, a4, a5, a6, a7,
+           dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, FAST: tl.constexpr):
+    # as _xstep, with u and the raw delta of the step already in registers (loaded a trip earlier)
+    tc = tl.minimum(t, length - 1)
+    dt = tl.where(t < length, _softplus(dtr.to(tl.float32) + dbias, FAST), 0.0)
+    u = u.to(tl.float32)
+    bp = B_base + tc * sB_l
+    cp = C_base + tc * sC_l
+    du = dt * u
+    y = tl.zeros_like(u)
+    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
+    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
+    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
+                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
+    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
+                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
+    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
+                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
+    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
+                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
+    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
+                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
+    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
+                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    return h0, h1, h2, h3, h4, h5, h6, h7, y + dskip * u
+
+
+@triton.jit
+def _pload(base, s_l, l0, length):
+    # the 8 steps from l0 of one per-channel input, as 8 register vectors (clamped addresses, raw dtype)
+    return (tl.load(base + tl.minimum(l0, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 1, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 2, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 3, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 4, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 5, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 6, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 7, length - 1) * s_l))
+
+
+@triton.jit
+def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, length,
+             su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sy_b, sy_d, sy_l,
+             BLOCK_D: tl.constexpr, PF: tl.constexpr, FAST: tl.constexpr):
+    # Register pipeline: u and delta of trip k+1 are loaded at the top of trip k (into registers, consumed a trip
+    # later), so their latency hides behind a whole trip of arithmetic; B and C stay scalar loads, prefetched.
+    pid_b = tl.program_id(0).to(tl.int64)
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    dmask = offs_d < dim
+    d_in = tl.minimum(offs_d, dim - 1)
+    a_row = A_ptr + d_in * sA_d
+    a0 = tl.load(a_row).to(tl.float32) * 1.4426950408889634
+    a1 = tl.load(a_row + sA_n).to(tl.float32) * 1.4426950408889634
+    a2 = tl.load(a_row + 2 * sA_n).to(tl.float32) * 1.4426950408889634
+    a3 = tl.load(a_row + 3 * sA_n).to(tl.float32) * 1.4426950408889634
+    a4 = tl.load(a_row + 4 * sA_n).to(tl.float32) * 1.4426950408889634
+    a5 = tl.load(a_row + 5 * sA_n).to(tl.float32) * 1.4426950408889634
+    a6 = tl.load(a_row + 6 * sA_n).to(tl.float32) * 1.4426950408889634
+    a7 = tl.load(a_row + 7 * sA_n).to(tl.float32) * 1.4426950408889634
+    dskip = tl.load(D_ptr + d_in).to(tl.float32)
+    dbias = tl.load(bias_ptr + d_in).to(tl.float32)
+    u_base = u_ptr + pid_b * su_b + d_in * su_d
+    dt_base = dt_ptr + pid_b * sdt_b + d_in * sdt_d
+    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    B_base = B_ptr + pid_b * sB_b
+    C_base = C_ptr + pid_b * sC_b
+    h0 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h1 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h2 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h3 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h4 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h5 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h6 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    cols = tl.arange(0, 8)
+    nn = tl.arange(0, 8)
+    u0, u1, u2, u3, u4, u5, u6, u7 = _pload(u_base, su_l, 0, length)
+    d0, d1, d2, d3, d4, d5, d6, d7 = _pload(dt_base, sdt_l, 0, length)
+    for l0 in range(0, length, 8):
+        if PF:
+            t = tl.minimum(l0 + 16 + cols, length - 1)
+            _prefetch_l1(B_base + nn[:, None] * sB_n + t[None, :] * sB_l, True)
+            _prefetch_l1(C_base + nn[:, None] * sC_n + t[None, :] * sC_l, True)
+        v0, v1, v2, v3, v4, v5, v6, v7 = _pload(u_base, su_l, l0 + 8, length)
+        e0, e1, e2, e3, e4, e5, e6, e7 = _pload(dt_base, sdt_l, l0 + 8, length)
+        h0, h1, h2, h3, h4, h5, h6, h7, y0 = _pstep(l0, length, u0, d0, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y1 = _pstep(l0 + 1, length, u1, d1, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y2 = _pstep(l0 + 2, length, u2, d2, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y3 = _pstep(l0 + 3, length, u3, d3, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y4 = _pstep(l0 + 4, length, u4, d4, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y5 = _pstep(l0 + 5, length, u5, d5, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y6 = _pstep(l0 + 6, length, u6, d6, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        h0, h1, h2, h3, h4, h5, h6, h7, y7 = _pstep(l0 + 7, length, u7, d7, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                                                    a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                                                    h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        offs_l = l0 + cols
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, _tile8(y0, y1, y2, y3, y4, y5, y6, y7).to(y_ptr.dtype.element_ty),
+                 mask=dmask[:, None] & (offs_l[None, :] < length))
+        u0, u1, u2, u3, u4, u5, u6, u7 = v0, v1, v2, v3, v4, v5, v6, v7
+        d0, d1, d2, d3, d4, d5, d6, d7 = e0, e1, e2, e3, e4, e5, e6, e7
+
+
+def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, **_):
+    batch, dim, length = u.shape
+    y = torch.empty_like(u)
+    _pkernel[(batch, triton.cdiv(dim, block_d))](
+        u, delta, A, B, C, D, delta_bias, y, dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(),
+        *C.stride(), *y.stride(), BLOCK_D=block_d, PF=pf and not _INTERPRET, FAST=not _INTERPRET,
+        num_warps=num_warps)
+    return y
+
+
 def scan_x(u, delta, A, B, C, D, delta_bias, block_d=32, segments=1, u_tile=True, pf=True, pf_u=False,
            num_warps=1, **_):
     batch, dim, length = u.shape
@@ -239,17 +362,15 @@ def scan_x(u, delta, A, B, C, D, delta_bias, block_d=32, segments=1, u_tile=True
     return y
 
 
-# (label, kwargs): library default first
-CONFIGS = [("library seq (64, 8, 1)", None),
-           ("x single, u per step, pf all", dict(block_d=64, segments=1, u_tile=False, pf=True, pf_u=True)),
-           ("x single, u tile, pf no u", dict(block_d=64, segments=1, u_tile=True, pf=True, pf_u=False)),
-           ("x single, u tile, bd32", dict(block_d=32, segments=1, u_tile=True, pf=True, pf_u=False)),
-           ("x split2, u tile, bd32", dict(block_d=32, segments=2, u_tile=True, pf=True, pf_u=False)),
-           ("x split4, u tile, bd32", dict(block_d=32, segments=4, u_tile=True, pf=True, pf_u=False)),
-           ("x split8, u tile, bd32", dict(block_d=32, segments=8, u_tile=True, pf=True, pf_u=False)),
-           ("x split4, u tile, bd32, no pf", dict(block_d=32, segments=4, u_tile=True, pf=False, pf_u=False)),
-           ("x split4, u per step, bd32, pf all", dict(block_d=32, segments=4, u_tile=False, pf=True, pf_u=True)),
-           ("x split4, u tile, bd64", dict(block_d=64, segments=4, u_tile=True, pf=True, pf_u=False))]
+# (label, function, kwargs): library default first
+CONFIGS = [("library seq (64, 8, 1)", None, None),
+           ("register pipeline, 64 channels", "p", dict(block_d=64)),
+           ("register pipeline, 64 channels, no B/C prefetch", "p", dict(block_d=64, pf=False)),
+           ("register pipeline, 32 channels", "p", dict(block_d=32)),
+           ("register pipeline, 128 channels, 2 warps", "p", dict(block_d=128, num_warps=2)),
+           ("x single, u per step, pf all", "x", dict(block_d=64, segments=1, u_tile=False, pf=True, pf_u=True)),
+           ("x split4, u tile, bd32", "x", dict(block_d=32, segments=4, u_tile=True, pf=True, pf_u=False))]
+_FN = {"p": lambda **kw: scan_p(**kw), "x": lambda **kw: scan_x(**kw)}
 
 
 def check(device):
@@ -259,8 +380,8 @@ def check(device):
         inp = make_inputs(b, d, L, dt, device, big=(L == 49))
         inp.pop("z"), inp.pop("delta_softplus")
         ref = scan_f64(**inp, delta_softplus=True)
-        for label, kw in CONFIGS[1:]:
-            y = scan_x(**inp, **kw)
+        for label, fn, kw in CONFIGS[1:]:
+            y = _FN[fn](**inp, **kw)
             err = ((y.double() - ref).norm() / ref.norm()).item()
             tol = 1e-5 if dt == torch.float32 else 2e-3
             worst = max(worst, err / tol)
@@ -285,7 +406,7 @@ def main():
 
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
     print("| config | 160x196 b128 | 160x196 b256 | 320x49 b128 | 320x49 b256 |  (fp16 device time, us)")
-    for label, kw in CONFIGS:
+    for label, fn, kw in CONFIGS:
         cells = []
         for (dim, L) in ((160, 196), (320, 49)):
             for b in (128, 256):
@@ -294,7 +415,7 @@ def main():
                     if kw is None:
                         return lambda: selective_scan_triton(**inp)
                     inp.pop("z"), inp.pop("delta_softplus")
-                    return lambda: scan_x(**inp, **kw)
+                    return lambda: _FN[fn](**inp, **kw)
                 ms = device_time_ms(make, scan_bytes(b, dim, L, torch.float16), reps=10)
                 cells.append(f"{ms * 1e3:.1f}")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
