@@ -1,4 +1,4 @@
-"""Experiment: the N = 8 Triton scan split into segments (more warps) with u read as coalesced tiles.
+"""Experiments on the N = 8 Triton scan: segments (more warps), coalesced u tiles, a register pipeline.
 
 Nsight Compute on the library kernel (docs/benchmarks.md) showed one warp per scheduler issuing every 2.85 cycles,
 255 registers per thread (at most 8 warps per SM) and loads using 3.3 of 32 bytes per sector (u read one 2-byte step
@@ -11,7 +11,10 @@ per channel). This kernel tests the three fixes together before any of them goes
   split into columns in registers, instead of one strided 2-byte load per step.
 - PF_U: whether u's lines are prefetched into L1 too (delta, B, C always are, when PF).
 
-MambaVision's case only (D, delta_bias, softplus; no z), BLOCK_L = 8.
+A second kernel, ``_pkernel`` (``scan_p``), tests a register pipeline instead: u and delta of the next trip are
+loaded into registers at the top of each trip and consumed a trip later (B, C stay prefetched scalar loads).
+
+MambaVision's case only (D, delta_bias, softplus; no z), BLOCK_L = 8. Results: docs/benchmarks.md.
 
     python bench/scan_split_experiment.py            # CUDA: correctness vs float64, then a timing table
     TRITON_INTERPRET=1 python bench/scan_split_experiment.py --check   # CPU: correctness only
