@@ -61,7 +61,8 @@ def run_impl(impl: str, u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         y = selective_scan_doubling(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     else:
         if u.device.type != "cuda":
-            raise ScanImplError("scan implementation 'triton' needs a CUDA device; on the CPU use auto, ref or chunked")
+            raise ScanImplError("scan implementation 'triton' needs a CUDA device; "
+                                "on the CPU use auto, ref, chunked or doubling")
         if not triton_available():
             raise ScanImplError("scan implementation 'triton' needs the triton package (pip install triton)")
         from .scan_triton import selective_scan_triton
