@@ -64,10 +64,15 @@ if _settings["impl"] not in IMPLS:
     raise ScanImplError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
 
 
-def set_scan_impl(name: str) -> None:
-    """Set the process-wide implementation used when ``impl`` is not given: 'ref', 'chunked', 'triton' or 'auto'."""
+def _check_impl(name: str) -> None:
     if name not in IMPLS:
         raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+
+
+def set_scan_impl(name: str) -> None:
+    """Set the process-wide implementation used when ``impl`` is not given: 'ref', 'chunked', 'doubling', 'triton'
+    or 'auto'."""
+    _check_impl(name)
     _settings["impl"] = name
 
 
@@ -77,21 +82,26 @@ def get_scan_impl() -> str:
 
 
 @contextlib.contextmanager
+def _override(key: str, value: str):
+    # the process-wide setting ``key`` is ``value`` inside the block, and what it was before after it
+    previous = _settings[key]
+    _settings[key] = value
+    try:
+        yield value
+    finally:
+        _settings[key] = previous
+
+
 def scan_impl(name: str):
     """Use implementation ``name`` inside the block, then restore the previous setting."""
-    previous = get_scan_impl()
-    set_scan_impl(name)
-    try:
-        yield name
-    finally:
-        _settings["impl"] = previous
+    _check_impl(name)
+    return _override("impl", name)
 
 
 def get_scan_onnx_form() -> str:
     return _settings["onnx_form"]
 
 
-@contextlib.contextmanager
 def scan_onnx_form(form: str):
     """Choose how the scan appears in a TorchScript ONNX export inside the block: 'decomposed' or 'plugin'."""
     if form not in ONNX_FORMS:
@@ -100,12 +110,7 @@ def scan_onnx_form(form: str):
         from .onnx_forms import register_plugin_symbolic
 
         register_plugin_symbolic()
-    previous = _settings["onnx_form"]
-    _settings["onnx_form"] = form
-    try:
-        yield form
-    finally:
-        _settings["onnx_form"] = previous
+    return _override("onnx_form", form)
 
 
 def _check_decomposition(name: str) -> None:
@@ -124,16 +129,10 @@ def get_scan_decomposition() -> str:
     return _settings["decomposition"]
 
 
-@contextlib.contextmanager
 def scan_decomposition(name: str):
     """Use plain-op form ``name`` ('doubling' or 'chunked') for decomposed exports inside the block."""
     _check_decomposition(name)
-    previous = _settings["decomposition"]
-    _settings["decomposition"] = name
-    try:
-        yield name
-    finally:
-        _settings["decomposition"] = previous
+    return _override("decomposition", name)
 
 
 def _decomposed_fn(name=None):
@@ -191,8 +190,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     is traced instead.
     """
     name = get_scan_impl() if impl is None else impl
-    if name not in IMPLS:
-        raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+    _check_impl(name)
     if _exporting_decomposed():
         return _decomposed_fn()(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)
