@@ -70,30 +70,31 @@ _OP = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]
 
 
 def instruction_mix(sass):
-    """Counts of opcodes in the whole kernel and inside the largest backward-branch loop."""
-    lines = sass.splitlines()
-    ops, addr_of = [], []
-    for ln in lines:
+    """Counts of opcodes in the whole kernel and inside the widest loop (a BRA back to an earlier label)."""
+    ops, labels, next_addr = [], {}, 0
+    for ln in sass.splitlines():
+        lab = re.match(r"^(\.L_x_\d+):", ln)
+        if lab:
+            labels[lab.group(1)] = next_addr  # a label marks the instruction that follows it
+            continue
         m = _OP.match(ln)
         if m:
             a = int(re.search(r"/\*([0-9a-f]{4,})\*/", ln).group(1), 16)
             ops.append((a, m.group(1), ln))
+            next_addr = a + 16
     total = collections.Counter(op for _, op, _ in ops)
-    # the main loop: the widest span [target, branch] of a BRA jumping backwards
     best = None
     for a, op, ln in ops:
-        if op == "BRA":
-            t = re.search(r"`?\(?\.L_x_(\d+)|0x([0-9a-f]+)", ln)
-            m = re.search(r"0x([0-9a-f]+)\s*;", ln) or re.search(r"0x([0-9a-f]+)\)", ln)
-            if m:
-                tgt = int(m.group(1), 16)
-                if tgt < a and (best is None or a - tgt > best[1] - best[0]):
-                    best = (tgt, a)
+        target = re.search(r"\((\.L_x_\d+)\)", ln) if op == "BRA" else None
+        if target and target.group(1) in labels:
+            start = labels[target.group(1)]
+            if start < a and (best is None or a - start > best[1] - best[0]):
+                best = (start, a)
     loop = collections.Counter(op for a, op, _ in ops if best and best[0] <= a <= best[1])
     return total, loop
 
 
-def summarise(name, compiled, steps_per_trip=None, dump=None):
+def summarise(name, compiled, steps_per_trip=None, dump=None, trip_copies=1):
     sass, usage = sass_of(compiled)
     if dump:
         with open(dump, "w") as f:
@@ -102,7 +103,8 @@ def summarise(name, compiled, steps_per_trip=None, dump=None):
     md = compiled.metadata
     print(f"== {name}: {md.num_warps} warps; {usage}\n   {sum(total.values())} SASS instructions, main loop "
           f"{sum(loop.values())}"
-          + (f" ({sum(loop.values()) / steps_per_trip:.0f} per step)" if steps_per_trip and loop else ""))
+          + (f" (about {sum(loop.values()) / steps_per_trip / trip_copies:.0f} per step: the loop holds "
+             f"{trip_copies} cop{'y' if trip_copies == 1 else 'ies'} of a trip)" if steps_per_trip and loop else ""))
     groups = collections.OrderedDict(
         loads=("LDG", "LD", "LDS", "LDL", "LDC", "ULDC"), stores=("STG", "STS", "STL", "ST"),
         mufu=("MUFU",), fp32=("FFMA", "FMUL", "FADD", "FMNMX", "FSEL", "FSETP", "FCHK"),
@@ -134,7 +136,9 @@ def main():
             c = compile_kernel(st._scan_n8_kernel, args.dtype,
                                dict(BLOCK_D=args.block_d, BLOCK_L=args.block_l, PREFETCH=True, PF_DIST=2, FAST=True,
                                     **flags), args.warps)
-            summarise(f"seq n8 BLOCK_D={args.block_d} BLOCK_L={args.block_l}", c, args.block_l, args.dump)
+            # the N = 8 kernel's loop holds two copies of a trip: full trips and the clamped last one
+            summarise(f"seq n8 BLOCK_D={args.block_d} BLOCK_L={args.block_l}", c, args.block_l, args.dump,
+                      trip_copies=2)
         elif k == "par":
             c = compile_kernel(st._scan_par_kernel, args.dtype,
                                dict(N=8, BLOCK_D=16, L_P2=256, POLY=0, **flags), 8)

@@ -119,12 +119,13 @@ def correctness(impls, device, smoke=False):
     return rows, n_fail
 
 
-def copy_bandwidth(device):
+def copy_bandwidth(device, mib=512, rep=300):
+    """Device-to-device copy bandwidth in GB/s, bytes read + written, of a ``mib`` MiB buffer."""
     from triton.testing import do_bench
 
-    x = torch.empty(512 * 2**20, dtype=torch.uint8, device=device).random_()  # 512 MiB
+    x = torch.empty(mib * 2**20, dtype=torch.uint8, device=device).random_()
     y = torch.empty_like(x)
-    ms = do_bench(lambda: y.copy_(x), warmup=50, rep=300, return_mode="median")
+    ms = do_bench(lambda: y.copy_(x), warmup=50, rep=rep, return_mode="median")
     return 2 * x.numel() / (ms * 1e-3) / 1e9
 
 
@@ -319,10 +320,7 @@ def quick(device, out_dir, budget_s=240.0):
             print(f"  {'ok  ' if ok else 'FAIL'} {variant} b={b} {dim}x{L} {str(dt)[6:]:8s} big={big:d} z={has_z:d} "
                   f"D={has_d:d} bias={has_bias:d} strided={layout:d} rel err {err:.2e} (tol {TOL[dt]:.0e})"
                   f"  [{time.time() - t0:.0f}s]", flush=True)
-    x = torch.empty(256 * 2**20, dtype=torch.uint8, device=device)
-    yb = torch.empty_like(x)
-    copy_gbs = 2 * x.numel() / (do_bench(lambda: yb.copy_(x), warmup=20, rep=100, return_mode="median") * 1e-3) / 1e9
-    del x, yb
+    copy_gbs = copy_bandwidth(device, mib=256, rep=100)
     print(f"device-to-device copy: {copy_gbs:.0f} GB/s (read + write)  [{time.time() - t0:.0f}s]", flush=True)
     rows = []
     shapes, f16, f32 = ((160, 196), (320, 49)), torch.float16, torch.float32

@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
+from .op import IMPLS, resolve_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_doubling import selective_scan_doubling
 from .scan_ref import selective_scan_ref
