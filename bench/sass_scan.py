@@ -122,7 +122,8 @@ def summarise(name, compiled, steps_per_trip=None, dump=None, trip_copies=1):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--kernel", default="all", help="n8, par or all")
+    ap.add_argument("--kernel", default="all", help="n8, pipe, lanes, par or all")
+    ap.add_argument("--lanes", type=int, default=2, help="lanes per channel (kernel 'lanes')")
     ap.add_argument("--dtype", default="fp16", choices=("fp16", "bf16", "fp32"))
     ap.add_argument("--block-d", type=int, default=64)
     ap.add_argument("--block-l", type=int, default=8)
@@ -130,7 +131,7 @@ def main():
     ap.add_argument("--dump", help="write the SASS of the (last) kernel here")
     args = ap.parse_args()
     flags = dict(HAS_D=True, HAS_Z=False, HAS_BIAS=True, SOFTPLUS=True)
-    kernels = ("n8", "par") if args.kernel == "all" else (args.kernel,)
+    kernels = ("n8", "pipe", "lanes", "par") if args.kernel == "all" else (args.kernel,)
     for k in kernels:
         if k == "n8":
             c = compile_kernel(st._scan_n8_kernel, args.dtype,
@@ -139,6 +140,16 @@ def main():
             # the N = 8 kernel's loop holds two copies of a trip: full trips and the clamped last one
             summarise(f"seq n8 BLOCK_D={args.block_d} BLOCK_L={args.block_l}", c, args.block_l, args.dump,
                       trip_copies=2)
+        elif k == "pipe":
+            for tile in (False, True):
+                c = compile_kernel(st._scan_pipe_kernel, args.dtype,
+                                   dict(BLOCK_D=args.block_d, TILE=tile, PREFETCH=True, FAST=True, **flags), args.warps)
+                summarise(f"pipe TILE={tile} BLOCK_D={args.block_d}", c, 8, args.dump, trip_copies=2)
+        elif k == "lanes":
+            c = compile_kernel(st._scan_lanes_kernel, args.dtype,
+                               dict(BLOCK_D=args.block_d, LANES=args.lanes, PREFETCH=True, PF_DIST=2, FAST=True,
+                                    **flags), args.warps)
+            summarise(f"lanes LANES={args.lanes} BLOCK_D={args.block_d}", c, 8, args.dump, trip_copies=2)
         elif k == "par":
             c = compile_kernel(st._scan_par_kernel, args.dtype,
                                dict(N=8, BLOCK_D=16, L_P2=256, POLY=0, **flags), 8)

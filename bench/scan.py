@@ -3,6 +3,7 @@
     python bench/scan.py                 # correctness + timings at MambaVision-T shapes, table last
     python bench/scan.py --smoke         # a few cases, one shape (first check on a new machine)
     python bench/scan.py --correctness   # only the correctness cases of 'triton' and 'chunked' against float64
+    python bench/scan.py --correctness --all-kernels --shard 0/8   # and of each kernel 'auto' may pick; case 0::8
     python bench/scan.py --sweep         # also sweep the Triton tile sizes (BLOCK_D, BLOCK_L, warps)
     python bench/scan.py --quick         # < 3 min: the Triton kernels (seq, par) vs float64, copy bandwidth,
                                          # timings at 160x196 and 320x49, batch 128/256, fp16/fp32, tile sweep
@@ -78,8 +79,21 @@ def make_inputs(batch, dim, length, dtype, device, big=False, has_d=True, has_z=
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
-def correctness(impls, device, smoke=False):
+def _run_case(impl, inp):
+    """'kernel<i>' runs candidate i of edgemv.ops.scan_tune directly; other names go through the custom op's dispatch."""
     from edgemv.ops.op import run_impl
+
+    if impl.startswith("kernel"):
+        from edgemv.ops.scan_triton import selective_scan_triton
+        from edgemv.ops.scan_tune import CANDIDATES
+
+        variant, opts = CANDIDATES[int(impl[len("kernel"):])]
+        out = torch.full(inp["u"].shape, float("nan"), dtype=inp["u"].dtype, device=inp["u"].device)  # poisoned
+        return selective_scan_triton(**inp, variant=variant, out=out, **opts)
+    return run_impl(impl, **inp)
+
+
+def correctness(impls, device, smoke=False, shard=(0, 1)):
 
     g = torch.Generator(device=device)
     g.manual_seed(int(time.time()))
@@ -96,12 +110,13 @@ def correctness(impls, device, smoke=False):
     cases.append((16, 784, 1024, torch.float16, True, True, True, True, True))
     if smoke:
         cases = cases[::5]
+    cases = cases[shard[0]::shard[1]]  # --shard K/N: N processes compile their kernels in parallel
     rows, worst = [], {}
     for (b, dim, L, dt, big, has_z, has_d, has_bias, model_layout) in cases:
         inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, model_layout, gen=g)
         ref = scan_f64(**inp)
         for impl in impls:
-            y = run_impl(impl, **inp)
+            y = _run_case(impl, inp)
             ok_dtype = y.dtype == dt
             err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
             passed = ok_dtype and math.isfinite(err) and err < TOL[dt]
@@ -367,6 +382,9 @@ def main():
     ap.add_argument("--cpu", action="store_true")
     ap.add_argument("--quick", action="store_true", help="one short run: Triton variants, copy bandwidth, table")
     ap.add_argument("--correctness", action="store_true", help="only the correctness cases ('triton', 'chunked')")
+    ap.add_argument("--all-kernels", action="store_true",
+                    help="correctness also of every N = 8 kernel 'auto' may pick (edgemv.ops.scan_tune.CANDIDATES)")
+    ap.add_argument("--shard", default="0/1", help="K/N: only every N-th correctness case from the K-th")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
@@ -381,7 +399,13 @@ def main():
     name = torch.cuda.get_device_name()
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}, "
           f"python {platform.python_version()}", flush=True)
-    rows, n_fail = correctness(("triton", "chunked"), device, smoke=args.smoke)
+    impls = ["triton", "chunked"]
+    if args.all_kernels:
+        from edgemv.ops.scan_tune import CANDIDATES
+
+        impls += [f"kernel{i}" for i in range(len(CANDIDATES))]
+    shard = tuple(int(v) for v in args.shard.split("/"))
+    rows, n_fail = correctness(impls, device, smoke=args.smoke, shard=shard)
     if args.correctness:
         sys.exit(1 if n_fail else 0)
     copy_gbs = copy_bandwidth(device)

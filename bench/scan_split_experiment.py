@@ -21,6 +21,7 @@ MambaVision's case only (D, delta_bias, softplus; no z), BLOCK_L = 8. Results: d
 """
 
 import argparse
+import itertools
 import math
 import os
 import sys
@@ -260,9 +261,18 @@ def _pload(base, s_l, l0, length):
 
 
 @triton.jit
+def _tload(base, s_l, l0, length):
+    # the 8 steps from l0 as one (BLOCK_D, 8) tile, split into 8 column vectors in registers: the load instructions
+    # cover a few channels' runs of consecutive steps (few cache lines each) instead of 32 channels' single steps
+    # (masked, not clamped: a clamped index hides the run of consecutive steps from the compiler's coalescing)
+    t = l0 + tl.arange(0, 8)
+    return _cols8(tl.load(base[:, None] + t[None, :] * s_l, mask=t[None, :] < length, other=0.0))
+
+
+@triton.jit
 def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, length,
              su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sy_b, sy_d, sy_l,
-             BLOCK_D: tl.constexpr, PF: tl.constexpr, FAST: tl.constexpr):
+             BLOCK_D: tl.constexpr, PF: tl.constexpr, FAST: tl.constexpr, TILE: tl.constexpr = False):
     # Register pipeline: u and delta of trip k+1 are loaded at the top of trip k (into registers, consumed a trip
     # later), so their latency hides behind a whole trip of arithmetic; B and C stay scalar loads, prefetched.
     pid_b = tl.program_id(0).to(tl.int64)
@@ -295,15 +305,23 @@ def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, le
     h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     cols = tl.arange(0, 8)
     nn = tl.arange(0, 8)
-    u0, u1, u2, u3, u4, u5, u6, u7 = _pload(u_base, su_l, 0, length)
-    d0, d1, d2, d3, d4, d5, d6, d7 = _pload(dt_base, sdt_l, 0, length)
+    if TILE:
+        u0, u1, u2, u3, u4, u5, u6, u7 = _tload(u_base, su_l, 0, length)
+        d0, d1, d2, d3, d4, d5, d6, d7 = _tload(dt_base, sdt_l, 0, length)
+    else:
+        u0, u1, u2, u3, u4, u5, u6, u7 = _pload(u_base, su_l, 0, length)
+        d0, d1, d2, d3, d4, d5, d6, d7 = _pload(dt_base, sdt_l, 0, length)
     for l0 in range(0, length, 8):
         if PF:
             t = tl.minimum(l0 + 16 + cols, length - 1)
             _prefetch_l1(B_base + nn[:, None] * sB_n + t[None, :] * sB_l, True)
             _prefetch_l1(C_base + nn[:, None] * sC_n + t[None, :] * sC_l, True)
-        v0, v1, v2, v3, v4, v5, v6, v7 = _pload(u_base, su_l, l0 + 8, length)
-        e0, e1, e2, e3, e4, e5, e6, e7 = _pload(dt_base, sdt_l, l0 + 8, length)
+        if TILE:
+            v0, v1, v2, v3, v4, v5, v6, v7 = _tload(u_base, su_l, l0 + 8, length)
+            e0, e1, e2, e3, e4, e5, e6, e7 = _tload(dt_base, sdt_l, l0 + 8, length)
+        else:
+            v0, v1, v2, v3, v4, v5, v6, v7 = _pload(u_base, su_l, l0 + 8, length)
+            e0, e1, e2, e3, e4, e5, e6, e7 = _pload(dt_base, sdt_l, l0 + 8, length)
         h0, h1, h2, h3, h4, h5, h6, h7, y0 = _pstep(l0, length, u0, d0, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
                                                     a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
                                                     h0, h1, h2, h3, h4, h5, h6, h7, FAST)
@@ -335,13 +353,13 @@ def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, le
         d0, d1, d2, d3, d4, d5, d6, d7 = e0, e1, e2, e3, e4, e5, e6, e7
 
 
-def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, **_):
+def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, tile=False, **_):
     batch, dim, length = u.shape
     y = torch.empty_like(u)
     _pkernel[(batch, triton.cdiv(dim, block_d))](
         u, delta, A, B, C, D, delta_bias, y, dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(),
         *C.stride(), *y.stride(), BLOCK_D=block_d, PF=pf and not _INTERPRET, FAST=not _INTERPRET,
-        num_warps=num_warps)
+        num_warps=num_warps, TILE=tile)
     return y
 
 
@@ -368,19 +386,21 @@ def scan_x(u, delta, A, B, C, D, delta_bias, block_d=32, segments=1, u_tile=True
 # (label, function, kwargs): library default first
 CONFIGS = [("library seq (64, 8, 1)", None, None),
            ("register pipeline, 64 channels", "p", dict(block_d=64)),
-           ("register pipeline, 64 channels, no B/C prefetch", "p", dict(block_d=64, pf=False)),
-           ("register pipeline, 32 channels", "p", dict(block_d=32)),
-           ("register pipeline, 128 channels, 2 warps", "p", dict(block_d=128, num_warps=2)),
-           ("x single, u per step, pf all", "x", dict(block_d=64, segments=1, u_tile=False, pf=True, pf_u=True)),
-           ("x split4, u tile, bd32", "x", dict(block_d=32, segments=4, u_tile=True, pf=True, pf_u=False))]
+           ("register pipeline, u/delta as tiles, 64 channels", "p", dict(block_d=64, tile=True)),
+           ("register pipeline, u/delta as tiles, 32 channels", "p", dict(block_d=32, tile=True)),
+           ("register pipeline, u/delta as tiles, 128 channels, 2 warps", "p", dict(block_d=128, tile=True,
+                                                                                   num_warps=2)),
+           ("register pipeline, u/delta as tiles, 64 channels, no B/C prefetch", "p", dict(block_d=64, tile=True,
+                                                                                          pf=False))]
 _FN = {"p": lambda **kw: scan_p(**kw), "x": lambda **kw: scan_x(**kw)}
 
 
 def check(device):
     worst = 0.0
-    for (b, d, L, dt) in [(2, 40, 7, torch.float32), (1, 70, 49, torch.float16), (2, 8, 196, torch.float32),
-                          (1, 160, 196, torch.float16), (1, 8, 1, torch.float32)]:
-        inp = make_inputs(b, d, L, dt, device, big=(L == 49))
+    for (b, d, L, dt, lay) in [(2, 40, 7, torch.float32, True), (1, 70, 49, torch.float16, False),
+                               (2, 8, 196, torch.float32, False), (1, 160, 196, torch.float16, True),
+                               (1, 8, 1, torch.float32, True)]:
+        inp = make_inputs(b, d, L, dt, device, big=(L == 49), model_layout=lay)
         inp.pop("z"), inp.pop("delta_softplus")
         ref = scan_f64(**inp, delta_softplus=True)
         for label, fn, kw in CONFIGS[1:]:
@@ -408,20 +428,20 @@ def main():
     from edgemv.ops.scan_triton import selective_scan_triton
 
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
-    print("| config | 160x196 b128 | 160x196 b256 | 320x49 b128 | 320x49 b256 |  (fp16 device time, us)")
-    for label, fn, kw in CONFIGS:
+    print("| config | layout | 160x196 b128 | 160x196 b256 | 320x49 b128 | 320x49 b256 |  (fp16 device time, us)")
+    for (label, fn, kw), layout in itertools.product(CONFIGS, ("model", "contiguous")):
         cells = []
         for (dim, L) in ((160, 196), (320, 49)):
             for b in (128, 256):
                 def make():
-                    inp = make_inputs(b, dim, L, torch.float16, device)
+                    inp = make_inputs(b, dim, L, torch.float16, device, model_layout=layout == "model")
                     if kw is None:
                         return lambda: selective_scan_triton(**inp)
                     inp.pop("z"), inp.pop("delta_softplus")
                     return lambda: _FN[fn](**inp, **kw)
                 ms = device_time_ms(make, scan_bytes(b, dim, L, torch.float16), reps=10)
                 cells.append(f"{ms * 1e3:.1f}")
-        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+        print(f"| {label} | {layout} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

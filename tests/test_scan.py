@@ -260,6 +260,44 @@ assert rel_err(selective_scan_triton(**inp, block_d=16, block_l=8, num_warps=1),
     assert res.returncode == 0, res.stderr[-2000:]
 
 
+# The register-pipelined and lanes kernels ('auto' may pick either on CUDA): (case as in SEQ_CASES without the
+# tile sizes, variant, options). Channels not a multiple of BLOCK_D and L not a multiple of 8 included.
+PIPE_LANES_CASES = [
+    ((2, 8, 1, torch.float32, True, True, False, False, True, True), "pipe", {"block_d": 32}),
+    ((3, 8, 2, torch.float16, False, True, True, True, True, False), "pipe", {"block_d": 32, "tile": True}),
+    ((1, 40, 7, torch.bfloat16, True, True, True, True, True, True), "pipe", {"block_d": 32, "tile": True}),
+    ((2, 70, 49, torch.float32, True, False, False, True, True, False), "pipe", {"block_d": 64}),
+    ((1, 8, 196, torch.float32, True, True, True, True, True, True), "lanes", {"lanes": 2, "block_d": 16}),
+    ((1, 40, 9, torch.float16, False, True, True, False, True, False), "lanes", {"lanes": 4, "block_d": 8}),
+    ((2, 20, 13, torch.float32, False, True, False, True, False, True), "lanes", {"lanes": 8, "block_d": 4}),
+    ((1, 8, 16, torch.bfloat16, True, True, False, True, True, False), "lanes", {"lanes": 1, "block_d": 32}),
+]
+
+
+def test_triton_pipe_and_lanes_kernels_in_interpreter():
+    """Variants 'pipe' (u/delta a trip ahead in registers, per-step or tile loads) and 'lanes' (a channel's states
+    over 1-8 lanes, shuffle sum) against float64 on the CPU through Triton's interpreter, outputs poisoned."""
+    pytest.importorskip("triton")
+    code = r"""
+import math, sys, torch
+sys.path.insert(0, %r)
+from _triton_interp import fix_scalar_index
+fix_scalar_index()
+from test_scan import make, scan_f64, rel_err, TOL
+from edgemv.ops.scan_triton import selective_scan_triton
+for case, variant, opts in %s:
+    b, d, L, dt, big, has_d, has_z, has_bias, softplus, layout = case
+    inp = make(b, d, L, dt, big, has_d, has_z, has_bias, layout, softplus=softplus)
+    out = torch.full((b, d, L), float("nan"), dtype=dt)  # poisoned: every element must be written
+    y = selective_scan_triton(**inp, variant=variant, out=out, **opts)
+    err = rel_err(y, scan_f64(**inp))
+    assert y is out and math.isfinite(err) and err < TOL[dt], (case, variant, opts, err)
+""" % (os.path.dirname(__file__), repr(PIPE_LANES_CASES))
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
 # The parallel Triton kernel (variant 'par') in Triton's interpreter: (batch, channels, L, dtype, big delta, D, z,
 # delta_bias, softplus, model layout, poly). The interpreter's scan is vectorised by tests/_triton_interp.py.
 PAR_FAST = [

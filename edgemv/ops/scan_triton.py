@@ -367,6 +367,385 @@ def _scan_n8_kernel(
 
 
 @triton.jit
+def _cols4(t):
+    # the 4 columns of a (BLOCK_D, 4) tile as vectors (reshape + split: register renaming when the compiler keeps
+    # a row in one thread; otherwise one conversion through shared memory per tile)
+    bd: tl.constexpr = t.shape[0]
+    ev, od = tl.split(tl.reshape(t, (bd, 2, 2)))
+    c0, c2 = tl.split(ev)
+    c1, c3 = tl.split(od)
+    return c0, c1, c2, c3
+
+
+@triton.jit
+def _cols8(t):
+    # the 8 columns of a (BLOCK_D, 8) tile as vectors
+    bd: tl.constexpr = t.shape[0]
+    ev, od = tl.split(tl.reshape(t, (bd, 4, 2)))
+    c0, c2, c4, c6 = _cols4(ev)
+    c1, c3, c5, c7 = _cols4(od)
+    return c0, c1, c2, c3, c4, c5, c6, c7
+
+
+@triton.jit
+def _trip_load(base, s_l, l0, length, TILE: tl.constexpr):
+    # the 8 steps from l0 of one per-channel input (raw dtype) as 8 register vectors. TILE: one (BLOCK_D, 8) tile
+    # whose load instructions cover a few channels' runs of consecutive steps (a few cache lines each) instead of
+    # one step of 32 channels (32 lines), split into columns afterwards; masked, not clamped, because a clamped
+    # index hides the run of consecutive steps from the compiler's coalescing. Otherwise 8 loads at clamped steps.
+    if TILE:
+        t = l0 + tl.arange(0, 8)
+        return _cols8(tl.load(base[:, None] + t[None, :] * s_l, mask=t[None, :] < length, other=0.0))
+    return (tl.load(base + tl.minimum(l0, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 1, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 2, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 3, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 4, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 5, length - 1) * s_l),
+            tl.load(base + tl.minimum(l0 + 6, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 7, length - 1) * s_l))
+
+
+@triton.jit
+def _pipe_step(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l,
+               a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+               HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+               FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # as _tile_step, with u and the raw delta of the step already in registers (loaded a trip earlier)
+    if CLAMP:
+        tc = tl.minimum(t, length - 1)
+    else:
+        tc = t
+    u = u.to(tl.float32)
+    dt = dtr.to(tl.float32)
+    if HAS_BIAS:
+        dt = dt + dbias
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST)
+    if CLAMP:
+        dt = tl.where(t < length, dt, 0.0)
+    bp = B_base + tc * sB_l
+    cp = C_base + tc * sC_l
+    du = dt * u
+    y = tl.zeros_like(u)
+    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
+    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
+    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
+                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
+    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
+                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
+    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
+                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
+    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
+                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
+    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
+                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
+    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
+                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    if HAS_D:
+        y = y + dskip * u
+    if HAS_Z:
+        zt = tl.load(z_base + tc * sz_l).to(tl.float32)
+        y = y * (zt * tl.sigmoid(zt))
+    return h0, h1, h2, h3, h4, h5, h6, h7, y
+
+
+@triton.jit
+def _pipe_trip(l0, length, u0, u1, u2, u3, u4, u5, u6, u7, d0, d1, d2, d3, d4, d5, d6, d7,
+               B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+               h0, h1, h2, h3, h4, h5, h6, h7, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+               SOFTPLUS: tl.constexpr, FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # the 8 steps of a trip from registers; returns the states and the (BLOCK_D, 8) tile of y
+    h0, h1, h2, h3, h4, h5, h6, h7, y0 = _pipe_step(
+        l0, length, u0, d0, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7,
+        dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y1 = _pipe_step(
+        l0 + 1, length, u1, d1, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y2 = _pipe_step(
+        l0 + 2, length, u2, d2, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y3 = _pipe_step(
+        l0 + 3, length, u3, d3, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y4 = _pipe_step(
+        l0 + 4, length, u4, d4, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y5 = _pipe_step(
+        l0 + 5, length, u5, d5, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y6 = _pipe_step(
+        l0 + 6, length, u6, d6, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y7 = _pipe_step(
+        l0 + 7, length, u7, d7, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6,
+        a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    return h0, h1, h2, h3, h4, h5, h6, h7, _tile8(y0, y1, y2, y3, y4, y5, y6, y7)
+
+
+@triton.jit
+def _scan_pipe_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr,
+    dim, length,
+    su_b, su_d, su_l,
+    sdt_b, sdt_d, sdt_l,
+    sA_d, sA_n,
+    sB_b, sB_n, sB_l,
+    sC_b, sC_n, sC_l,
+    sz_b, sz_d, sz_l,
+    sy_b, sy_d, sy_l,
+    BLOCK_D: tl.constexpr,
+    TILE: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    PREFETCH: tl.constexpr,
+    FAST: tl.constexpr,
+):
+    # N = 8, one thread per channel as in _scan_n8_kernel, with a register pipeline: u and delta of trip k+1 are
+    # loaded at the top of trip k into registers and consumed a trip later, so their latency hides behind a whole
+    # trip of arithmetic (the L1 prefetch of _scan_n8_kernel leaves them to a second load that may miss); B and C
+    # stay broadcast scalar loads, prefetched into L1 two trips ahead. TILE: u and delta read as (BLOCK_D, 8) tiles.
+    pid_b = tl.program_id(0).to(tl.int64)
+    offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    dmask = offs_d < dim
+    d_in = tl.minimum(offs_d, dim - 1)  # in-bounds channel for the (unmasked) loads
+    a_row = A_ptr + d_in * sA_d
+    a0 = tl.load(a_row).to(tl.float32) * 1.4426950408889634
+    a1 = tl.load(a_row + sA_n).to(tl.float32) * 1.4426950408889634
+    a2 = tl.load(a_row + 2 * sA_n).to(tl.float32) * 1.4426950408889634
+    a3 = tl.load(a_row + 3 * sA_n).to(tl.float32) * 1.4426950408889634
+    a4 = tl.load(a_row + 4 * sA_n).to(tl.float32) * 1.4426950408889634
+    a5 = tl.load(a_row + 5 * sA_n).to(tl.float32) * 1.4426950408889634
+    a6 = tl.load(a_row + 6 * sA_n).to(tl.float32) * 1.4426950408889634
+    a7 = tl.load(a_row + 7 * sA_n).to(tl.float32) * 1.4426950408889634
+    dskip = tl.load(D_ptr + d_in, mask=dmask & HAS_D, other=0.0).to(tl.float32)
+    dbias = tl.load(bias_ptr + d_in, mask=dmask & HAS_BIAS, other=0.0).to(tl.float32)
+    u_base = u_ptr + pid_b * su_b + d_in * su_d
+    dt_base = dt_ptr + pid_b * sdt_b + d_in * sdt_d
+    z_base = z_ptr + pid_b * sz_b + d_in * sz_d
+    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    B_base = B_ptr + pid_b * sB_b
+    C_base = C_ptr + pid_b * sC_b
+    h0 = tl.zeros((BLOCK_D,), dtype=tl.float32)
+    h1 = h0
+    h2 = h0
+    h3 = h0
+    h4 = h0
+    h5 = h0
+    h6 = h0
+    h7 = h0
+    cols = tl.arange(0, 8)
+    nn = tl.arange(0, 8)
+    u0, u1, u2, u3, u4, u5, u6, u7 = _trip_load(u_base, su_l, 0, length, TILE)
+    d0, d1, d2, d3, d4, d5, d6, d7 = _trip_load(dt_base, sdt_l, 0, length, TILE)
+    for l0 in range(0, length, 8):
+        if PREFETCH:
+            t = tl.minimum(l0 + 16 + cols, length - 1)
+            _prefetch_l1(B_base + nn[:, None] * sB_n + t[None, :] * sB_l, True)
+            _prefetch_l1(C_base + nn[:, None] * sC_n + t[None, :] * sC_l, True)
+        v0, v1, v2, v3, v4, v5, v6, v7 = _trip_load(u_base, su_l, l0 + 8, length, TILE)
+        e0, e1, e2, e3, e4, e5, e6, e7 = _trip_load(dt_base, sdt_l, l0 + 8, length, TILE)
+        if l0 + 8 <= length:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _pipe_trip(
+                l0, length, u0, u1, u2, u3, u4, u5, u6, u7, d0, d1, d2, d3, d4, d5, d6, d7, B_base, sB_n, sB_l,
+                C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, False)
+        else:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _pipe_trip(
+                l0, length, u0, u1, u2, u3, u4, u5, u6, u7, d0, d1, d2, d3, d4, d5, d6, d7, B_base, sB_n, sB_l,
+                C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, True)
+        offs_l = l0 + cols
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
+                 mask=dmask[:, None] & (offs_l[None, :] < length))
+        u0, u1, u2, u3, u4, u5, u6, u7 = v0, v1, v2, v3, v4, v5, v6, v7
+        d0, d1, d2, d3, d4, d5, d6, d7 = e0, e1, e2, e3, e4, e5, e6, e7
+
+
+@triton.jit
+def _lanes_step(t, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+                a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                K: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                SOFTPLUS: tl.constexpr, FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # one step on (BLOCK_D, LANES) tiles: lane j of a channel holds its states j*K .. j*K+K-1 (in h0 .. h{K-1});
+    # every lane of a channel reads the same u, delta (one transaction) and computes the same softplus; the lanes'
+    # partial C.h are summed across lanes (shuffles). D u is added on lane 0 only (dskip is 0 on the others), and
+    # silu(z) scales every lane's partial (the sum is linear). Returns the states and y_t, (BLOCK_D,).
+    if CLAMP:
+        tc = tl.minimum(t, length - 1)
+    else:
+        tc = t
+    u = tl.load(u_ptrs + tc * su_l).to(tl.float32)
+    dt = tl.load(dt_ptrs + tc * sdt_l).to(tl.float32)
+    if HAS_BIAS:
+        dt = dt + dbias
+    if SOFTPLUS:
+        dt = _softplus(dt, FAST)
+    if CLAMP:
+        dt = tl.where(t < length, dt, 0.0)
+    du = dt * u
+    bp = b_ptrs + tc * sB_l
+    cp = c_ptrs + tc * sC_l
+    y = tl.zeros_like(u)
+    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
+    if K > 1:
+        h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
+    if K > 2:
+        h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
+                            tl.load(cp + 2 * sC_n).to(tl.float32), y)
+        h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
+                            tl.load(cp + 3 * sC_n).to(tl.float32), y)
+    if K > 4:
+        h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
+                            tl.load(cp + 4 * sC_n).to(tl.float32), y)
+        h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
+                            tl.load(cp + 5 * sC_n).to(tl.float32), y)
+        h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
+                            tl.load(cp + 6 * sC_n).to(tl.float32), y)
+        h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
+                            tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    if HAS_D:
+        y = y + dskip * u
+    if HAS_Z:
+        zt = tl.load(z_ptrs + tc * sz_l).to(tl.float32)
+        y = y * (zt * tl.sigmoid(zt))
+    return h0, h1, h2, h3, h4, h5, h6, h7, tl.sum(y, axis=1)
+
+
+@triton.jit
+def _scan_lanes_kernel(
+    u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, y_ptr,
+    dim, length,
+    su_b, su_d, su_l,
+    sdt_b, sdt_d, sdt_l,
+    sA_d, sA_n,
+    sB_b, sB_n, sB_l,
+    sC_b, sC_n, sC_l,
+    sz_b, sz_d, sz_l,
+    sy_b, sy_d, sy_l,
+    BLOCK_D: tl.constexpr,
+    LANES: tl.constexpr,
+    HAS_D: tl.constexpr,
+    HAS_Z: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    SOFTPLUS: tl.constexpr,
+    PREFETCH: tl.constexpr,
+    PF_DIST: tl.constexpr,
+    FAST: tl.constexpr,
+):
+    # N = 8 with a channel's states over LANES (1, 2, 4 or 8) lanes, K = 8 / LANES states per lane: LANES times
+    # the warps of one-lane-per-channel for the same problem (the scan is latency-bound at MambaVision's sizes:
+    # 128 x 160 channels fill 384 one-warp programs, fewer than the H200's 528 schedulers), at the price of the
+    # softplus and the u, delta loads repeated on each lane and a log2(LANES)-step shuffle sum for y.
+    # BLOCK_L = 8 steps per trip; the trip's y assembled with tl.join and stored once, as in _scan_n8_kernel.
+    K: tl.constexpr = 8 // LANES
+    pid_b = tl.program_id(0).to(tl.int64)
+    pid_d = tl.program_id(1)
+    offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    dmask = offs_d < dim
+    d_in = tl.minimum(offs_d, dim - 1)[:, None]  # in-bounds channel for the (unmasked) loads, (BLOCK_D, 1)
+    lane = tl.arange(0, LANES)[None, :]
+    zero = tl.zeros((BLOCK_D, LANES), dtype=tl.int32)
+    n0 = lane * K + zero  # the lane's first state, (BLOCK_D, LANES)
+    a_row = A_ptr + d_in * sA_d + n0 * sA_n
+    a0 = tl.load(a_row).to(tl.float32) * 1.4426950408889634
+    a1 = a0
+    a2 = a0
+    a3 = a0
+    a4 = a0
+    a5 = a0
+    a6 = a0
+    a7 = a0
+    if K > 1:
+        a1 = tl.load(a_row + sA_n).to(tl.float32) * 1.4426950408889634
+    if K > 2:
+        a2 = tl.load(a_row + 2 * sA_n).to(tl.float32) * 1.4426950408889634
+        a3 = tl.load(a_row + 3 * sA_n).to(tl.float32) * 1.4426950408889634
+    if K > 4:
+        a4 = tl.load(a_row + 4 * sA_n).to(tl.float32) * 1.4426950408889634
+        a5 = tl.load(a_row + 5 * sA_n).to(tl.float32) * 1.4426950408889634
+        a6 = tl.load(a_row + 6 * sA_n).to(tl.float32) * 1.4426950408889634
+        a7 = tl.load(a_row + 7 * sA_n).to(tl.float32) * 1.4426950408889634
+    dskip = tl.load(D_ptr + d_in + zero, mask=(n0 == 0) & HAS_D, other=0.0).to(tl.float32)
+    dbias = tl.load(bias_ptr + d_in + zero, mask=(zero == 0) & HAS_BIAS, other=0.0).to(tl.float32)
+    u_ptrs = u_ptr + pid_b * su_b + (d_in + zero) * su_d
+    dt_ptrs = dt_ptr + pid_b * sdt_b + (d_in + zero) * sdt_d
+    z_ptrs = z_ptr + pid_b * sz_b + (d_in + zero) * sz_d
+    b_ptrs = B_ptr + pid_b * sB_b + n0 * sB_n
+    c_ptrs = C_ptr + pid_b * sC_b + n0 * sC_n
+    y_base = y_ptr + pid_b * sy_b + offs_d * sy_d
+    u_row = u_ptr + pid_b * su_b + tl.minimum(offs_d, dim - 1) * su_d  # 1-D, for the prefetch
+    dt_row = dt_ptr + pid_b * sdt_b + tl.minimum(offs_d, dim - 1) * sdt_d
+    B_base = B_ptr + pid_b * sB_b
+    C_base = C_ptr + pid_b * sC_b
+    h0 = tl.zeros((BLOCK_D, LANES), dtype=tl.float32)
+    h1 = h0
+    h2 = h0
+    h3 = h0
+    h4 = h0
+    h5 = h0
+    h6 = h0
+    h7 = h0
+    cols = tl.arange(0, 8)
+    for l0 in range(0, length, 8):
+        if PREFETCH:
+            _prefetch_trip(u_row, su_l, dt_row, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+                           l0 + PF_DIST * 8, length, 8)
+        if l0 + 8 > length:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _lanes_trip(
+                l0, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+                a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, True)
+        else:
+            h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _lanes_trip(
+                l0, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+                a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, False)
+        offs_l = l0 + cols
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
+                 mask=dmask[:, None] & (offs_l[None, :] < length))
+
+
+@triton.jit
+def _lanes_trip(l0, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+                a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+                K: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                SOFTPLUS: tl.constexpr, FAST: tl.constexpr, CLAMP: tl.constexpr):
+    # 8 steps from l0, unrolled; returns the states and the (BLOCK_D, 8) tile of y
+    h0, h1, h2, h3, h4, h5, h6, h7, y0 = _lanes_step(
+        l0, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y1 = _lanes_step(
+        l0 + 1, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y2 = _lanes_step(
+        l0 + 2, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y3 = _lanes_step(
+        l0 + 3, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y4 = _lanes_step(
+        l0 + 4, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y5 = _lanes_step(
+        l0 + 5, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y6 = _lanes_step(
+        l0 + 6, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    h0, h1, h2, h3, h4, h5, h6, h7, y7 = _lanes_step(
+        l0 + 7, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_ptrs, sC_n, sC_l, z_ptrs, sz_l,
+        a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
+        K, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
+    return h0, h1, h2, h3, h4, h5, h6, h7, _tile8(y0, y1, y2, y3, y4, y5, y6, y7)
+
+
+@triton.jit
 def _exp2_fma(x):
     # 2^x for x <= 0 on the FMA/integer pipes instead of the MUFU unit (which 8 exps per element can saturate):
     # x = j + f with j = round(x) (adding and removing 1.5 * 2^23 rounds to an integer), f in [-0.5, 0.5];
@@ -463,7 +842,7 @@ def _scan_par_kernel(
 
 # The largest padded length the parallel kernel takes (the whole sequence lives in registers).
 PAR_MAX_L = 2048
-VARIANTS = ("auto", "par", "seq")
+VARIANTS = ("auto", "lanes", "par", "pipe", "seq")
 PREFETCH_DIST = 2  # N = 8 kernel: prefetch the lines of the trip this many trips ahead into L1 (0: no prefetch)
 PAR_POLY = 0  # decays per element computed by _exp2_fma instead of MUFU exp2 (bench/scan.py --quick sweeps it)
 
@@ -489,17 +868,25 @@ def pick_config(dim: int, length: int, n: int = 8):
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None,
-                          prefetch=None):
+                          prefetch=None, lanes=None, tile=None):
     """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only.
 
-    ``variant``: 'seq' (sequential over L, one thread per channel), 'par' (parallel prefix scan over L, the whole
-    sequence per program, L up to ``PAR_MAX_L``; correct but slower on the H200, kept for comparison and tuning)
-    or 'auto' (= 'seq', by measurement: docs/scan.md); None reads the EDGEMV_TRITON_SCAN environment variable
-    (default 'auto'). ``block_d``, ``num_warps`` (and ``block_l`` for 'seq') override the tile choice. ``out``: a (batch, D, L) tensor of u's dtype to write y
-    into (the tests poison it first); by default a new one. ``poly`` ('par' only): how many of the N decays per
-    element are computed with a polynomial on the FMA pipe instead of the MUFU exp2 (default ``PAR_POLY``).
-    ``prefetch`` ('seq', N = 8): how many trips ahead the L1 prefetch reaches, 0 to switch it off (default
-    ``PREFETCH_DIST``; a tuning knob for bench/scan.py).
+    ``variant`` (None reads the EDGEMV_TRITON_SCAN environment variable, default 'auto'):
+
+    - 'seq': sequential over L, one thread per channel, the next trips' lines prefetched into L1;
+    - 'pipe' (N = 8): as 'seq' with u and delta of the next trip loaded into registers a trip ahead
+      (``tile=True``: read as (BLOCK_D, 8) tiles);
+    - 'lanes' (N = 8): a channel's states spread over ``lanes`` (1, 2, 4, 8) threads;
+    - 'par': parallel prefix scan over L, the whole sequence per program (L up to ``PAR_MAX_L``; correct but slower
+      on the H200, kept for comparison);
+    - 'auto': for N = 8 the fastest of ``scan_tune.CANDIDATES`` for this problem, timed on its first call and
+      remembered (edgemv.ops.scan_tune); 'seq' for other N, or when tile options are given.
+
+    ``block_d``, ``num_warps`` (and ``block_l`` for 'seq') override the tile choice. ``out``: a (batch, D, L)
+    tensor of u's dtype to write y into (the tests poison it first); by default a new one. ``poly`` ('par' only):
+    how many of the N decays per element are computed with a polynomial on the FMA pipe instead of the MUFU exp2
+    (default ``PAR_POLY``). ``prefetch`` ('seq', 'pipe', 'lanes'; N = 8): how many trips ahead the L1 prefetch
+    reaches, 0 to switch it off (default ``PREFETCH_DIST``; 'pipe' prefetches only B and C, two trips ahead).
     """
     batch, dim, length = u.shape
     n = A.shape[1]
@@ -508,8 +895,20 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     variant = variant or os.environ.get("EDGEMV_TRITON_SCAN", "auto")
     if variant not in VARIANTS:
         raise ValueError(f"unknown Triton scan variant {variant!r}; choose one of {VARIANTS}")
-    if variant == "auto":  # 'seq': faster than 'par' at every shape measured (docs/scan.md, "The Triton kernel")
-        variant = "seq"
+    if variant == "auto":
+        tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile))
+        if n == 8 and not _INTERPRET and not tiles_given and u.numel():
+            # the fastest of the N = 8 kernels for this problem, measured on its first call (edgemv.ops.scan_tune)
+            from .scan_tune import choose
+
+            def run(v, opts, o):
+                return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=v,
+                                             out=o, prefetch=prefetch, **opts)
+
+            variant, opts = choose(run, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+            return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=variant,
+                                         out=out, prefetch=prefetch, **opts)
+        variant = "seq"  # 'par' was slower at every shape measured (docs/scan.md, "The Triton kernel")
     if variant == "par" and triton.next_power_of_2(max(length, 1)) > PAR_MAX_L:
         raise ValueError(f"variant 'par' holds the whole sequence in registers: L <= {PAR_MAX_L}, got {length}")
     if out is None:
@@ -535,6 +934,26 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         grid = (batch, triton.cdiv(dim, bd))
         _scan_par_kernel[grid](*args, N=n, BLOCK_D=bd, L_P2=triton.next_power_of_2(length), **flags,
                                POLY=PAR_POLY if poly is None else poly, num_warps=nw)
+        return y
+    if variant == "pipe":
+        if n != 8:
+            raise ValueError(f"variant 'pipe' is written for N=8, got N={n}")
+        bd = block_d or 64
+        pf = PREFETCH_DIST if prefetch is None else prefetch
+        grid = (batch, triton.cdiv(dim, bd))
+        _scan_pipe_kernel[grid](*args, BLOCK_D=bd, TILE=bool(tile), **flags, PREFETCH=bool(pf) and not _INTERPRET,
+                                FAST=not _INTERPRET, num_warps=num_warps or max(1, bd // 64))
+        return y
+    if variant == "lanes":
+        if n != 8:
+            raise ValueError(f"variant 'lanes' is written for N=8, got N={n}")
+        lanes = lanes or 2
+        nw = num_warps or 1
+        bd = block_d or 32 * nw // lanes * 2
+        dist = PREFETCH_DIST if prefetch is None else prefetch
+        grid = (batch, triton.cdiv(dim, bd))
+        _scan_lanes_kernel[grid](*args, BLOCK_D=bd, LANES=lanes, **flags, PREFETCH=bool(dist) and not _INTERPRET,
+                                 PF_DIST=max(int(dist), 1), FAST=not _INTERPRET, num_warps=nw)
         return y
     bd, bl, nw = pick_config(dim, length, n)
     bd, bl, nw = block_d or bd, block_l or bl, num_warps or nw

@@ -1,0 +1,109 @@
+"""The N = 8 Triton scan kernels side by side: 'seq', 'pipe', 'lanes' (scan_tune.CANDIDATES) and what 'auto' picks.
+
+One CUDA run: correctness of every candidate against float64 (poisoned outputs; fp32/fp16/bf16, with and without
+D, z, delta_bias, large delta, both layouts, ragged D and L, L = 1), then device times at MambaVision-T's scan
+shapes, batch 128 and 256, fp16, on the model's strided layout and on contiguous tensors, each candidate and 'auto'
+(tuned on its first call), printed as a Markdown table (docs/benchmarks.md, "Kernel variants and 'auto'").
+
+    python bench/scan_variants.py
+    python bench/scan_variants.py --batches 128 --layouts contiguous
+"""
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from scan import MAMBA_SSM_MS, TOL, copy_bandwidth, device_time_ms, make_inputs, scan_bytes, scan_f64  # noqa: E402
+
+from edgemv.ops import scan_tune  # noqa: E402
+from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
+
+CASES = [  # (batch, dim, L, dtype, big, has_z, has_d, has_bias, model_layout)
+    (3, 160, 196, torch.float16, False, False, True, True, True),
+    (2, 320, 49, torch.float32, True, True, True, True, False),
+    (16, 20, 64, torch.bfloat16, False, True, False, False, False),
+    (2, 70, 1, torch.float16, False, False, True, True, False),
+]  # (each case compiles every kernel once, ~5 s each on the device; the CPU interpreter tests cover more)
+
+
+def _label(variant, opts):
+    return variant + "(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, nargs="*", default=[128, 256])
+    ap.add_argument("--layouts", nargs="*", default=["model", "contiguous"])
+    args = ap.parse_args()
+    import triton
+
+    os.environ.setdefault("EDGEMV_CACHE_DIR", tempfile.mkdtemp())  # 'auto' tunes afresh in this run
+    t0 = time.time()
+    name = torch.cuda.get_device_name()
+    print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
+    kernels = [(v, o) for v, o in scan_tune.CANDIDATES] + [("auto", {})]
+    g = torch.Generator(device="cuda")
+    g.manual_seed(int(time.time()))
+    fails, worst = 0, {}
+    for (b, dim, L, dt, big, hz, hd, hb, lay) in CASES:
+        inp = make_inputs(b, dim, L, dt, "cuda", big, hd, hz, hb, lay, gen=g)
+        ref = scan_f64(**inp)
+        for variant, opts in kernels:
+            out = torch.full((b, dim, L), float("nan"), dtype=dt, device="cuda")
+            selective_scan_triton(**inp, variant=variant, out=out, **opts)
+            err = ((out.double() - ref).norm() / ref.norm()).item()
+            ok = math.isfinite(err) and err < TOL[dt]
+            fails += not ok
+            worst[dt] = max(worst.get(dt, 0.0), err)
+            if not ok:
+                print(f"FAIL {_label(variant, opts)} b={b} {dim}x{L} {dt} err {err:.2e}", flush=True)
+    print(f"correctness: {len(CASES) * len(kernels) - fails}/{len(CASES) * len(kernels)} passed; worst "
+          + ", ".join(f"{str(k)[6:]} {v:.1e}" for k, v in worst.items()) + f" [{time.time() - t0:.0f}s]", flush=True)
+    copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
+    print(f"copy bandwidth {copy_gbs:.0f} GB/s", flush=True)
+    rows = []
+    dt = torch.float16
+    for layout in args.layouts:
+        for (dim, L) in ((160, 196), (320, 49)):
+            for b in args.batches:
+                nbytes = scan_bytes(b, dim, L, dt)
+                for variant, opts in kernels:
+                    def make():
+                        inp = make_inputs(b, dim, L, dt, "cuda", model_layout=layout == "model")
+                        return lambda: selective_scan_triton(**inp, variant=variant, **opts)
+                    try:
+                        ms = device_time_ms(make, nbytes, reps=10)
+                    except Exception as exc:
+                        print(f"  {_label(variant, opts)}: {type(exc).__name__}: {str(exc)[:120]}", flush=True)
+                        continue
+                    pick = ""
+                    if variant == "auto":
+                        inp = make_inputs(b, dim, L, dt, "cuda", model_layout=layout == "model")
+                        inp.pop("delta_softplus")
+                        v, o = scan_tune.choose(None, **inp, delta_softplus=True)
+                        pick = _label(v, o)
+                    gbs = nbytes / (ms * 1e-3) / 1e9
+                    rows.append((layout, dim, L, b, _label(variant, opts) + (f" -> {pick}" if pick else ""), ms,
+                                 gbs))
+                    print(f"  {layout:10s} {dim}x{L} b={b} {rows[-1][4]:40s} {ms * 1e3:7.1f} us "
+                          f"{100 * gbs / copy_gbs:5.1f}% of copy  [{time.time() - t0:.0f}s]", flush=True)
+    print("\n| layout | D x L | batch | kernel | device time (us) | % of copy | vs mamba_ssm b128 |")
+    print("|---|---|---|---|---|---|---|")
+    for layout, dim, L, b, label, ms, gbs in rows:
+        bar = MAMBA_SSM_MS.get((dim, L))
+        sp = f"{bar / ms:.1f}x" if b == 128 and bar else ""
+        print(f"| {layout} | {dim} x {L} | {b} | {label} | {ms * 1e3:.1f} | {100 * gbs / copy_gbs:.1f}% | {sp} |")
+    print(f"\n{name}; copy {copy_gbs:.0f} GB/s; {time.time() - t0:.0f}s")
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

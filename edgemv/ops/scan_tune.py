@@ -1,0 +1,121 @@
+"""Which N = 8 Triton scan kernel 'auto' runs: measured once per problem on the GPU at hand, then remembered.
+
+The fastest kernel depends on the shape, the batch, the input layout (the model passes strided views; other callers
+contiguous tensors) and the GPU: on an H200 the register-pipelined kernel is 1.6x faster than the prefetching one at
+320 x 49 batch 256 and slower at 160 x 196 batch 128, and the lanes kernel wins only on contiguous inputs
+(docs/benchmarks.md). A fixed table from one card would be wrong on a Jetson, so the first call of a problem times
+every candidate on its own inputs (``triton.testing.do_bench``) and keeps the fastest, in memory and in a JSON file
+(``$EDGEMV_CACHE_DIR`` or ``~/.cache/edgemv``, ``scan_tuning.json``), keyed by GPU, dtype, sizes, options and which
+strides are 1. The first call of a new problem therefore compiles and times six kernels (seconds; on an H200 the
+whole first eager forward of MambaVision-T took 59 s with its compiles); later processes read the file.
+A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
+``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
+"""
+
+import json
+import logging
+import os
+import tempfile
+
+import torch
+
+__all__ = ["CANDIDATES", "DEFAULT", "choose", "tuning_file"]
+
+log = logging.getLogger(__name__)
+
+# (variant, options of selective_scan_triton); the first is the default when nothing can be measured
+CANDIDATES = (
+    ("seq", {"block_d": 64}),
+    ("pipe", {"block_d": 64}),
+    ("pipe", {"block_d": 64, "tile": True}),
+    ("pipe", {"block_d": 32, "tile": True}),
+    ("lanes", {"lanes": 2, "block_d": 16}),
+    ("lanes", {"lanes": 4, "block_d": 8}),
+)
+DEFAULT = CANDIDATES[0]
+_memory = {}
+
+
+def tuning_file() -> str:
+    root = os.environ.get("EDGEMV_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "edgemv")
+    return os.path.join(root, "scan_tuning.json")
+
+
+def _key(u, delta, B, C, D, z, delta_bias, delta_softplus) -> str:
+    ones = "".join("1" if s == 1 else "s" for s in (*u.stride(), *delta.stride(), *B.stride(), *C.stride()))
+    flags = "".join("1" if f else "0" for f in (D is not None, z is not None, delta_bias is not None,
+                                                 bool(delta_softplus)))
+    batch, dim, length = u.shape
+    gpu = torch.cuda.get_device_name(u.device) if u.is_cuda else u.device.type
+    return f"{gpu}|{str(u.dtype)[6:]}|{batch}x{dim}x{length}|{flags}|{ones}"
+
+
+def _load_file() -> dict:
+    try:
+        with open(tuning_file()) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save(key, choice):
+    # merge with what other processes wrote, then replace the file in one rename (never a half-written file)
+    path = tuning_file()
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        data = _load_file()
+        data[key] = choice
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only home: keep the choice in memory only
+        log.debug("scan tuning not saved: %s", exc)
+
+
+def _as_choice(entry):
+    try:
+        variant, opts = entry["variant"], dict(entry["options"])
+    except (KeyError, TypeError):
+        return None
+    return (variant, opts) if any(variant == v and opts == o for v, o in CANDIDATES) else None
+
+
+def choose(run, u, delta, A, B, C, D, z, delta_bias, delta_softplus, timer=None):
+    """(variant, options) for this problem; ``run(variant, options, out)`` runs one candidate.
+
+    ``timer(fn)`` gives fn's time in ms (default: ``triton.testing.do_bench``, median).
+    """
+    if os.environ.get("EDGEMV_SCAN_TUNE", "1") == "0":
+        return DEFAULT
+    key = _key(u, delta, B, C, D, z, delta_bias, delta_softplus)
+    if key in _memory:
+        return _memory[key]
+    saved = _as_choice(_load_file().get(key))
+    if saved is not None:
+        _memory[key] = saved
+        return saved
+    if u.is_cuda and torch.cuda.is_current_stream_capturing():
+        return DEFAULT  # nothing can be timed inside a capture; not remembered, so a later eager call still tunes
+    if timer is None:
+        from triton.testing import do_bench
+
+        def timer(fn):
+            return do_bench(fn, warmup=5, rep=20, return_mode="median")
+
+    scratch = torch.empty(u.shape, device=u.device, dtype=u.dtype)
+    times = {}
+    for i, (variant, opts) in enumerate(CANDIDATES):
+        try:
+            times[i] = timer(lambda: run(variant, opts, scratch))
+        except Exception as exc:  # e.g. out of registers on a smaller GPU: that candidate is not an option there
+            log.debug("scan candidate %s %s failed: %s", variant, opts, exc)
+    best = CANDIDATES[min(times, key=times.get)] if times else DEFAULT
+    log.info("selective scan %s: %s %s (%s)", key, best[0], best[1],
+             ", ".join(f"{CANDIDATES[i][0]}{CANDIDATES[i][1]} {t * 1e3:.1f} us" for i, t in times.items()))
+    _memory[key] = best
+    _save(key, {"variant": best[0], "options": best[1],
+                "times_us": {f"{CANDIDATES[i][0]} {json.dumps(CANDIDATES[i][1], sort_keys=True)}": round(t * 1e3, 2)
+                             for i, t in times.items()}})
+    return best

@@ -1,0 +1,123 @@
+"""'auto''s kernel choice (edgemv.ops.scan_tune): fastest candidate kept, remembered in memory and on disk.
+
+The GPU timing itself runs in bench/scan_variants.py; here the timer is a function of the candidate, so what is
+tested is the choice, the cache file and its failure modes, on CPU tensors.
+"""
+
+import json
+
+import pytest
+import torch
+
+from edgemv.ops import scan_tune
+
+
+def _inputs(length=49):
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(2, 16, length, generator=g)
+    delta = torch.randn(2, length, 16, generator=g).transpose(1, 2)  # the model's strided view
+    A = -torch.rand(16, 8, generator=g)
+    B = torch.randn(2, 8, length, generator=g)
+    return dict(u=u, delta=delta, A=A, B=B, C=B.clone(), D=torch.ones(16), z=None, delta_bias=torch.zeros(16),
+                delta_softplus=True)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("EDGEMV_SCAN_TUNE", raising=False)
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    return tmp_path / "scan_tuning.json"
+
+
+def _timer_preferring(winner, calls):
+    # ms per candidate: the winner fastest; every run really happens (into the scratch output)
+    def timer(fn):
+        fn()
+        return 1.0 if calls[-1] == winner else 5.0 + len(calls)
+    return timer
+
+
+def _recording_run(calls, fail=()):
+    def run(variant, opts, out):
+        calls.append((variant, opts))
+        if (variant, opts) in fail:
+            raise RuntimeError("out of resources")
+        out.zero_()
+    return run
+
+
+def test_fastest_candidate_is_chosen_and_saved(cache):
+    winner = scan_tune.CANDIDATES[3]
+    calls = []
+    choice = scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls))
+    assert choice == winner
+    assert calls == list(scan_tune.CANDIDATES)  # each candidate timed once
+    saved = json.loads(cache.read_text())
+    (key, entry), = saved.items()
+    assert "2x16x49" in key and entry["variant"] == winner[0] and entry["options"] == winner[1]
+    assert len(entry["times_us"]) == len(scan_tune.CANDIDATES)
+
+
+def test_choice_is_reused_from_memory_then_from_the_file(cache, monkeypatch):
+    winner = scan_tune.CANDIDATES[1]
+    calls = []
+    scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls))
+
+    def no_timing(fn):
+        raise AssertionError("a known problem must not be timed again")
+
+    assert scan_tune.choose(_recording_run([]), **_inputs(), timer=no_timing) == winner
+    monkeypatch.setattr(scan_tune, "_memory", {})  # a new process: only the file is left
+    assert scan_tune.choose(_recording_run([]), **_inputs(), timer=no_timing) == winner
+    # another problem (other length) is tuned separately
+    calls2 = []
+    other = scan_tune.choose(_recording_run(calls2), **_inputs(length=50),
+                             timer=_timer_preferring(scan_tune.CANDIDATES[0], calls2))
+    assert other == scan_tune.CANDIDATES[0] and len(json.loads(cache.read_text())) == 2
+
+
+def test_failing_candidate_is_skipped(cache):
+    calls = []
+    winner = scan_tune.CANDIDATES[2]
+    choice = scan_tune.choose(_recording_run(calls, fail=(winner,)), **_inputs(),
+                              timer=_timer_preferring(winner, calls))
+    assert choice != winner and choice in scan_tune.CANDIDATES
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps(["a list"]),
+                                     json.dumps({"x": {"variant": "warp-speed", "options": {}}})])
+def test_corrupt_or_foreign_cache_file_is_ignored_and_replaced(cache, content):
+    cache.write_text(content)
+    calls = []
+    winner = scan_tune.CANDIDATES[4]
+    assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
+    assert len(calls) == len(scan_tune.CANDIDATES)
+    assert isinstance(json.loads(cache.read_text()), dict)  # valid JSON again, written in one rename
+    assert not list(cache.parent.glob("*.tmp"))
+
+
+def test_poisoned_saved_entry_naming_unknown_options_is_retuned(cache):
+    key = scan_tune._key(**{k: v for k, v in _inputs().items() if k != "A"})
+    cache.write_text(json.dumps({key: {"variant": "pipe", "options": {"block_d": 4096}}}))
+    calls = []
+    scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(scan_tune.CANDIDATES[0], calls))
+    assert len(calls) == len(scan_tune.CANDIDATES)
+
+
+def test_tuning_can_be_switched_off(cache, monkeypatch):
+    monkeypatch.setenv("EDGEMV_SCAN_TUNE", "0")
+    calls = []
+    assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=lambda fn: 1.0) == scan_tune.DEFAULT
+    assert calls == [] and not cache.exists()
+
+
+def test_unwritable_cache_keeps_the_choice_in_memory(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(blocker / "sub"))  # a directory cannot be made under a file
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    calls = []
+    winner = scan_tune.CANDIDATES[5]
+    assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
+    assert scan_tune.choose(_recording_run([]), **_inputs(), timer=lambda fn: 1 / 0) == winner
