@@ -4,7 +4,12 @@ One program owns one sequence (batch row) and ``BLOCK_D`` channels, each thread 
 states in registers for the whole sequence, and walks the sequence step by step (``BLOCK_L`` steps unrolled per
 trip, the next trips' lines prefetched into L1): read u, delta, B, C of the step once, softplus, decay
 ``exp(delta * A)`` (exponent <= 0), update the state, reduce over N for y, and write y once per trip. Arithmetic is float32 whatever the input dtype; any strides are accepted
-(the model passes transposed views), so no copies are made. This is variant 'seq', the default.
+(the model passes transposed views), so no copies are made. This is variant 'seq'.
+
+Variants 'pipe' (``_scan_pipe_kernel``: u and delta of the next trip loaded into registers a trip ahead, optionally
+as tiles) and 'lanes' (``_scan_lanes_kernel``: a channel's states over 1-8 threads) are the same recurrence with
+other schedules; which of them is fastest depends on shape, layout and GPU, so 'auto' times them on a problem's
+first call (edgemv.ops.scan_tune).
 
 Variant 'par' (``_scan_par_kernel``, opt-in with ``variant='par'`` or EDGEMV_TRITON_SCAN=par) parallelises over L
 instead: one program per (batch row, BLOCK_D channels) holds the whole padded sequence and solves each state's
