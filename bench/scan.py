@@ -93,10 +93,9 @@ def _run_case(impl, inp):
     return run_impl(impl, **inp)
 
 
-def correctness(impls, device, smoke=False, shard=(0, 1)):
-
-    g = torch.Generator(device=device)
-    g.manual_seed(int(time.time()))
+def correctness_cases(smoke=False):
+    """The issue's case set: (batch, dim, L, dtype, big delta, z, D, delta_bias, model layout); every L, dim,
+    batch, dtype and option appears."""
     cases = []
     Ls = [1, 2, 7, 49, 64, 196, 256, 1024]
     dims = [8, 160, 320, 784]
@@ -110,7 +109,13 @@ def correctness(impls, device, smoke=False, shard=(0, 1)):
     cases.append((16, 784, 1024, torch.float16, True, True, True, True, True))
     if smoke:
         cases = cases[::5]
-    cases = cases[shard[0]::shard[1]]  # --shard K/N: N processes compile their kernels in parallel
+    return cases
+
+
+def correctness(impls, device, smoke=False, shard=(0, 1)):
+    g = torch.Generator(device=device)
+    g.manual_seed(int(time.time()))
+    cases = correctness_cases(smoke)[shard[0]::shard[1]]  # --shard K/N: N processes compile in parallel
     rows, worst = [], {}
     for (b, dim, L, dt, big, has_z, has_d, has_bias, model_layout) in cases:
         inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, model_layout, gen=g)

@@ -1,4 +1,5 @@
-"""The N = 8 Triton scan kernels side by side: 'seq', 'pipe', 'lanes' (scan_tune.CANDIDATES) and what 'auto' picks.
+"""The N = 8 scan kernels side by side: 'seq', 'pipe', 'lanes' (scan_tune.CANDIDATES), what 'auto' picks, and the
+CUDA C++ experiment (bench/scan_cuda.py; where nvcc is found).
 
 One CUDA run: correctness of every candidate against float64 (poisoned outputs; fp32/fp16/bf16, with and without
 D, z, delta_bias, large delta, both layouts, ragged D and L, L = 1), then device times at MambaVision-T's scan
@@ -21,7 +22,10 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from scan import MAMBA_SSM_MS, TOL, copy_bandwidth, device_time_ms, make_inputs, scan_bytes, scan_f64  # noqa: E402
+from scan import (MAMBA_SSM_MS, TOL, copy_bandwidth, correctness_cases, device_time_ms, make_inputs,  # noqa: E402
+                  scan_bytes, scan_f64)
+
+import scan_cuda  # noqa: E402  (the CUDA C++ experiment, timed beside the Triton kernels where nvcc is found)
 
 from edgemv.ops import scan_tune  # noqa: E402
 from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
@@ -34,6 +38,12 @@ CASES = [  # (batch, dim, L, dtype, big, has_z, has_d, has_bias, model_layout)
 ]  # (each case compiles every kernel once, ~5 s each on the device; the CPU interpreter tests cover more)
 
 
+def _run(variant, opts, inp, out=None):
+    if variant == "cuda":
+        return scan_cuda.selective_scan_cuda(**inp, out=out, **opts)
+    return selective_scan_triton(**inp, variant=variant, out=out, **opts)
+
+
 def _label(variant, opts):
     return variant + "(" + ", ".join(f"{k}={v}" for k, v in opts.items()) + ")"
 
@@ -42,6 +52,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, nargs="*", default=[128, 256])
     ap.add_argument("--layouts", nargs="*", default=["model", "contiguous"])
+    ap.add_argument("--kernels", nargs="*", type=int, help="indices into scan_tune.CANDIDATES (default: all)")
+    ap.add_argument("--no-auto", action="store_true")
     args = ap.parse_args()
     import triton
 
@@ -49,7 +61,10 @@ def main():
     t0 = time.time()
     name = torch.cuda.get_device_name()
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
-    kernels = [(v, o) for v, o in scan_tune.CANDIDATES] + [("auto", {})]
+    kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
+                                                   else args.kernels)]
+    cuda_kernels = [("cuda", {"split": s}) for s in scan_cuda.SPLITS] if scan_cuda.available() else []
+    kernels += cuda_kernels + ([] if args.no_auto else [("auto", {})])
     g = torch.Generator(device="cuda")
     g.manual_seed(int(time.time()))
     fails, worst = 0, {}
@@ -58,14 +73,29 @@ def main():
         ref = scan_f64(**inp)
         for variant, opts in kernels:
             out = torch.full((b, dim, L), float("nan"), dtype=dt, device="cuda")
-            selective_scan_triton(**inp, variant=variant, out=out, **opts)
+            _run(variant, opts, inp, out)
             err = ((out.double() - ref).norm() / ref.norm()).item()
             ok = math.isfinite(err) and err < TOL[dt]
             fails += not ok
             worst[dt] = max(worst.get(dt, 0.0), err)
             if not ok:
                 print(f"FAIL {_label(variant, opts)} b={b} {dim}x{L} {dt} err {err:.2e}", flush=True)
-    print(f"correctness: {len(CASES) * len(kernels) - fails}/{len(CASES) * len(kernels)} passed; worst "
+    n_runs = len(CASES) * len(kernels)
+    # the CUDA kernels build once (no per-shape compiles): the issue's whole case set too
+    for (b, dim, L, dt, big, hz, hd, hb, lay) in correctness_cases():
+        inp = make_inputs(b, dim, L, dt, "cuda", big, hd, hz, hb, lay, gen=g)
+        ref = scan_f64(**inp)
+        for variant, opts in cuda_kernels:
+            out = torch.full((b, dim, L), float("nan"), dtype=dt, device="cuda")
+            _run(variant, opts, inp, out)
+            err = ((out.double() - ref).norm() / ref.norm()).item()
+            ok = math.isfinite(err) and err < TOL[dt]
+            fails += not ok
+            n_runs += 1
+            worst[dt] = max(worst.get(dt, 0.0), err)
+            if not ok:
+                print(f"FAIL {_label(variant, opts)} b={b} {dim}x{L} {dt} err {err:.2e}", flush=True)
+    print(f"correctness: {n_runs - fails}/{n_runs} passed; worst "
           + ", ".join(f"{str(k)[6:]} {v:.1e}" for k, v in worst.items()) + f" [{time.time() - t0:.0f}s]", flush=True)
     copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
     print(f"copy bandwidth {copy_gbs:.0f} GB/s", flush=True)
@@ -78,7 +108,7 @@ def main():
                 for variant, opts in kernels:
                     def make():
                         inp = make_inputs(b, dim, L, dt, "cuda", model_layout=layout == "model")
-                        return lambda: selective_scan_triton(**inp, variant=variant, **opts)
+                        return lambda: _run(variant, opts, inp)
                     try:
                         ms = device_time_ms(make, nbytes, reps=10)
                     except Exception as exc:
