@@ -35,27 +35,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from scan import make_inputs, scan_bytes, scan_f64  # noqa: E402
 
-from edgemv.ops.scan_triton import _prefetch_l1, _softplus, _state_step, _tile8  # noqa: E402
+from edgemv.ops.scan_triton import _cols8, _prefetch_l1, _softplus, _state_step, _tile8  # noqa: E402
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-
-
-@triton.jit
-def _cols4(t):
-    bd: tl.constexpr = t.shape[0]
-    ev, od = tl.split(tl.reshape(t, (bd, 2, 2)))
-    c0, c2 = tl.split(ev)
-    c1, c3 = tl.split(od)
-    return c0, c1, c2, c3
-
-
-@triton.jit
-def _cols8(t):
-    bd: tl.constexpr = t.shape[0]
-    ev, od = tl.split(tl.reshape(t, (bd, 4, 2)))
-    c0, c2, c4, c6 = _cols4(ev)
-    c1, c3, c5, c7 = _cols4(od)
-    return c0, c1, c2, c3, c4, c5, c6, c7
 
 
 @triton.jit

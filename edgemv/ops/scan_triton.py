@@ -201,49 +201,15 @@ def _tile_step(t, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_
                z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                FAST: tl.constexpr, CLAMP: tl.constexpr):
-    # one step of one channel per thread, N = 8 states as eight register tensors; returns the new states and y_t.
-    # Loads are unmasked at clamped addresses (a masked load costs an extra instruction to zero its register):
-    # past the end, delta is set to 0 (decay 1, no input: the state is unchanged) and y is not stored; channels
-    # past D read channel D-1's data (the caller clamps the bases) and are not stored either. Only the last trip
-    # can run past the end (CLAMP); the others skip the clamping arithmetic.
+    # one step of one channel per thread (_pipe_step), u and delta loaded here; the clamping only in the last trip
     if CLAMP:
         tc = tl.minimum(t, length - 1)
     else:
         tc = t
-    u = tl.load(u_base + tc * su_l).to(tl.float32)
-    dt = tl.load(dt_base + tc * sdt_l).to(tl.float32)
-    bp = B_base + tc * sB_l
-    cp = C_base + tc * sC_l
-    if HAS_BIAS:
-        dt = dt + dbias
-    if SOFTPLUS:
-        dt = _softplus(dt, FAST)
-    if CLAMP:
-        dt = tl.where(t < length, dt, 0.0)
-    du = dt * u
-    y = tl.zeros_like(u)
-    h0, y = _state_step(h0, a0, dt, du, tl.load(bp + 0 * sB_n).to(tl.float32),
-                        tl.load(cp + 0 * sC_n).to(tl.float32), y)
-    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + 1 * sB_n).to(tl.float32),
-                        tl.load(cp + 1 * sC_n).to(tl.float32), y)
-    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
-                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
-    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
-                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
-    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
-                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
-    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
-                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
-    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
-                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
-    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
-                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
-    if HAS_D:
-        y = y + dskip * u
-    if HAS_Z:
-        zt = tl.load(z_base + tc * sz_l).to(tl.float32)
-        y = y * (zt * tl.sigmoid(zt))
-    return h0, h1, h2, h3, h4, h5, h6, h7, y
+    # the raw u and delta of the step, then the same step as the register-pipelined kernel's
+    return _pipe_step(t, length, tl.load(u_base + tc * su_l), tl.load(dt_base + tc * sdt_l), B_base, sB_n, sB_l,
+                      C_base, sC_n, sC_l, z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
+                      h0, h1, h2, h3, h4, h5, h6, h7, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
 
 
 @triton.jit
@@ -412,7 +378,11 @@ def _pipe_step(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base
                a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                FAST: tl.constexpr, CLAMP: tl.constexpr):
-    # as _tile_step, with u and the raw delta of the step already in registers (loaded a trip earlier)
+    # one step of one channel per thread from the step's raw u and delta (already in registers), N = 8 states as
+    # eight register tensors; returns the new states and y_t. Loads are unmasked at clamped addresses (a masked
+    # load costs an extra instruction to zero its register): past the end, delta is set to 0 (decay 1, no input:
+    # the state is unchanged) and y is not stored; channels past D read channel D-1's data (the caller clamps the
+    # bases) and are not stored either. Only the last trip can run past the end (CLAMP).
     if CLAMP:
         tc = tl.minimum(t, length - 1)
     else:
