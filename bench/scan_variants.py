@@ -1,5 +1,6 @@
-"""The N = 8 scan kernels side by side: 'seq', 'pipe', 'lanes' (scan_tune.CANDIDATES), what 'auto' picks, and the
-CUDA C++ experiment (bench/scan_cuda.py; where nvcc is found).
+"""The N = 8 scan kernels side by side: 'auto''s candidates (scan_tune.CANDIDATES) and what it picks; with --extra
+also the kernels dropped from the candidates (pipe 64 tile, lanes 2 x 16, lanes 4 x 8), with --cuda the CUDA C++
+experiment (bench/scan_cuda.py; needs nvcc).
 
 One CUDA run: correctness of every candidate against float64 (poisoned outputs; fp32/fp16/bf16, with and without
 D, z, delta_bias, large delta, both layouts, ragged D and L, L = 1), then device times at MambaVision-T's scan
@@ -8,6 +9,7 @@ shapes, batch 128 and 256, fp16, on the model's strided layout and on contiguous
 
     python bench/scan_variants.py
     python bench/scan_variants.py --batches 128 --layouts contiguous
+    python bench/scan_variants.py --kernels 0 1 2 --no-auto --cuda   # with the CUDA C++ experiment
 """
 
 import argparse
@@ -38,6 +40,10 @@ CASES = [  # (batch, dim, L, dtype, big, has_z, has_d, has_bias, model_layout)
 ]  # (each case compiles every kernel once, ~5 s each on the device; the CPU interpreter tests cover more)
 
 
+EXTRA = (("pipe", {"block_d": 64, "tile": True}), ("lanes", {"lanes": 2, "block_d": 16}),
+         ("lanes", {"lanes": 4, "block_d": 8}))  # never the fastest in the first run (docs/benchmarks.md)
+
+
 def _run(variant, opts, inp, out=None):
     if variant == "cuda":
         return scan_cuda.selective_scan_cuda(**inp, out=out, **opts)
@@ -54,6 +60,8 @@ def main():
     ap.add_argument("--layouts", nargs="*", default=["model", "contiguous"])
     ap.add_argument("--kernels", nargs="*", type=int, help="indices into scan_tune.CANDIDATES (default: all)")
     ap.add_argument("--no-auto", action="store_true")
+    ap.add_argument("--extra", action="store_true", help="also the kernels dropped from 'auto''s candidates")
+    ap.add_argument("--cuda", action="store_true", help="also the CUDA C++ experiment (bench/scan_cuda.py; nvcc)")
     args = ap.parse_args()
     import triton
 
@@ -63,7 +71,9 @@ def main():
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
     kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
                                                    else args.kernels)]
-    cuda_kernels = [("cuda", {"split": s}) for s in scan_cuda.SPLITS] if scan_cuda.available() else []
+    cuda_kernels = [("cuda", {"split": s}) for s in scan_cuda.SPLITS] if args.cuda and scan_cuda.available() else []
+    if args.extra:
+        kernels += list(EXTRA)
     kernels += cuda_kernels + ([] if args.no_auto else [("auto", {})])
     g = torch.Generator(device="cuda")
     g.manual_seed(int(time.time()))

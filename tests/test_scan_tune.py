@@ -48,7 +48,7 @@ def _recording_run(calls, fail=()):
 
 
 def test_fastest_candidate_is_chosen_and_saved(cache):
-    winner = scan_tune.CANDIDATES[3]
+    winner = scan_tune.CANDIDATES[-1]
     calls = []
     choice = scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls))
     assert choice == winner
@@ -90,7 +90,7 @@ def test_failing_candidate_is_skipped(cache):
 def test_corrupt_or_foreign_cache_file_is_ignored_and_replaced(cache, content):
     cache.write_text(content)
     calls = []
-    winner = scan_tune.CANDIDATES[4]
+    winner = scan_tune.CANDIDATES[1]
     assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
     assert len(calls) == len(scan_tune.CANDIDATES)
     assert isinstance(json.loads(cache.read_text()), dict)  # valid JSON again, written in one rename
@@ -118,6 +118,6 @@ def test_unwritable_cache_keeps_the_choice_in_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEMV_CACHE_DIR", str(blocker / "sub"))  # a directory cannot be made under a file
     monkeypatch.setattr(scan_tune, "_memory", {})
     calls = []
-    winner = scan_tune.CANDIDATES[5]
+    winner = scan_tune.CANDIDATES[-1]
     assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
     assert scan_tune.choose(_recording_run([]), **_inputs(), timer=lambda fn: 1 / 0) == winner

@@ -6,8 +6,9 @@ contiguous tensors) and the GPU: on an H200 the register-pipelined kernel is 1.6
 (docs/benchmarks.md). A fixed table from one card would be wrong on a Jetson, so the first call of a problem times
 every candidate on its own inputs (``triton.testing.do_bench``) and keeps the fastest, in memory and in a JSON file
 (``$EDGEMV_CACHE_DIR`` or ``~/.cache/edgemv``, ``scan_tuning.json``), keyed by GPU, dtype, sizes, options and which
-strides are 1. The first call of a new problem therefore compiles and times six kernels (seconds; on an H200 the
-whole first eager forward of MambaVision-T took 59 s with its compiles); later processes read the file.
+strides are 1. The first call of a new problem therefore compiles and times the candidates (seconds each; with six
+candidates the first eager forward of MambaVision-T took 59 s on an H200, with three fewer); later processes read
+the file.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """
@@ -23,14 +24,14 @@ __all__ = ["CANDIDATES", "DEFAULT", "choose", "tuning_file"]
 
 log = logging.getLogger(__name__)
 
-# (variant, options of selective_scan_triton); the first is the default when nothing can be measured
+# (variant, options of selective_scan_triton); the first is the default when nothing can be measured. These three
+# were the fastest at one or more of the 8 problems measured on an H200 (2 shapes x batch 128/256 x the model's and
+# contiguous layouts, docs/benchmarks.md); pipe(64, tile) and the 'lanes' kernels never were, and each candidate
+# costs a compile and a timing on a problem's first call, so they are left out (still callable by name).
 CANDIDATES = (
     ("seq", {"block_d": 64}),
     ("pipe", {"block_d": 64}),
-    ("pipe", {"block_d": 64, "tile": True}),
     ("pipe", {"block_d": 32, "tile": True}),
-    ("lanes", {"lanes": 2, "block_d": 16}),
-    ("lanes", {"lanes": 4, "block_d": 8}),
 )
 DEFAULT = CANDIDATES[0]
 _memory = {}
