@@ -96,7 +96,7 @@ def main():
     if args.reuse:
         args.skip_torch = True  # PyTorch needs the models, which --reuse does not build
 
-    import numpy as np
+    import onnx
     import onnxruntime as ort
     import torch
 
@@ -128,7 +128,6 @@ def main():
 
     log(f"load at start: {os.getloadavg()}")
     if args.reuse:
-        import onnx
         from types import SimpleNamespace
 
         def existing(name):
@@ -184,7 +183,6 @@ def main():
             int8co = export_model(cosrc, out=out_dir / "int8co.onnx", trt_build=False, parity_images=1, log=log,
                                   **xopts)
 
-    import onnx
     from edgemv.export.ort_form import dequantize_weights_for_ort
 
     # The ONNX Runtime-only form: Conv/Gemm weights dequantized ahead of time (edgemv/export/ort_form.py).

@@ -10,7 +10,7 @@ import torch
 
 from cli_helpers import assert_one_line_error, call
 from edgemv import __version__
-from edgemv.cli import cli, run_cli
+from edgemv.cli import run_cli
 from edgemv.models import create_model
 
 

@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from cli_helpers import assert_one_line_error, call
-from edgemv.cli import cli, run_cli
 from edgemv.models import create_model
 from edgemv.quantize import (GROUPS, HIGH_PRECISION, RunFolderError, group_of, load_fp32_reference, load_quantized,
                              make_recipe, quantize, quantizer_report, read_run_info, run_quantize)

@@ -1,7 +1,6 @@
 """The scan as one graph node (torch.export), and its two ONNX forms through the TorchScript exporter."""
 
 import collections
-import os
 
 import pytest
 import torch

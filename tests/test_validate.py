@@ -3,7 +3,6 @@ errors. (The trained-digits tests live in test_validate_digits.py.)"""
 
 import gc
 import json
-import os
 import subprocess
 import sys
 import weakref

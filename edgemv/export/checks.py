@@ -289,7 +289,7 @@ def qdq_forced_parity(graph, torch_model, inputs: Sequence[np.ndarray], optimiza
     handles = [m.register_forward_hook(lambda mod, a, o, qn=n: hook(mod, a, o, qn)) for n, m in quantizers]
     handles += [m.register_forward_hook(lambda mod, a, o, qn=n: weight_hook(mod, a, o, qn))
                 for n, m in weight_quantizers]
-    errors, free = [], []
+    errors = []
     state.update(values=0, flips=0, flipped={}, max_steps=0.0, weight_values=0, weight_flips=0)
     try:
         for x in inputs:

@@ -1,7 +1,10 @@
 """Graph simplification (onnxsim, falling back to onnxslim) and the Q/DQ scale bookkeeping around it."""
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Tuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["simplify", "SimplifyResult", "constant_values", "qdq_scales", "compare_scales", "QDQ_OPS"]
 

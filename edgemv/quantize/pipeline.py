@@ -5,7 +5,6 @@ The CLI only connects options to ``run_quantize``; other stages (validate's ``--
 and returns the recipe to use with a record of why (see ``Plan``).
 """
 
-import copy
 import hashlib
 import os
 import platform

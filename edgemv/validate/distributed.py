@@ -11,7 +11,7 @@ the per-image values merged on rank 0 in image order reproduce the single-proces
 
 import os
 from dataclasses import dataclass
-from typing import Any, List, Sequence
+from typing import Any, List
 
 __all__ = ["DistContext", "setup", "shard_indices", "gather_to_rank0", "broadcast_from_rank0", "teardown"]
 
@@ -40,7 +40,7 @@ def setup(device: str = "cpu") -> DistContext:
         return DistContext()
     import torch.distributed as dist
 
-    rank, local = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if str(device).startswith("cuda") else "gloo"
     owns = False
     if not dist.is_initialized():
