@@ -51,7 +51,8 @@ scan_impl_option = click.option(
     "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "doubling", "triton"]), default="auto", show_default=True,
     envvar="EDGEMV_SCAN_IMPL", expose_value=False, callback=_set_scan_impl,
     help="Selective-scan implementation in PyTorch (auto: triton on CUDA, the faster plain-PyTorch form on the "
-         "CPU). Also settable with EDGEMV_SCAN_IMPL.",
+         "CPU). On CUDA the first call of each shape times the Triton kernels and caches the fastest in "
+         "~/.cache/edgemv (EDGEMV_SCAN_TUNE=0: no tuning). Also settable with EDGEMV_SCAN_IMPL.",
 )
 batch_size_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
                                  help="Images per batch.")
