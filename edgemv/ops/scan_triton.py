@@ -8,8 +8,8 @@ trip, the next trips' lines prefetched into L1): read u, delta, B, C of the step
 
 Variants 'pipe' (``_scan_pipe_kernel``: u and delta of the next trip loaded into registers a trip ahead, optionally
 as tiles) and 'lanes' (``_scan_lanes_kernel``: a channel's states over 1-8 threads) are the same recurrence with
-other schedules; which of them is fastest depends on shape, layout and GPU, so 'auto' times them on a problem's
-first call (edgemv.ops.scan_tune).
+other schedules. Which schedule is fastest depends on shape, layout and GPU, so 'auto' times the settings in
+``scan_tune.CANDIDATES`` (seq and pipe; lanes never won on the H200) on a problem's first call (edgemv.ops.scan_tune).
 
 Variant 'par' (``_scan_par_kernel``, opt-in with ``variant='par'`` or EDGEMV_TRITON_SCAN=par) parallelises over L
 instead: one program per (batch row, BLOCK_D channels) holds the whole padded sequence and solves each state's
