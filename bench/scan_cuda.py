@@ -1,17 +1,22 @@
-"""An experiment: a CUDA C++ selective-scan kernel (``bench/cuda/selective_scan_fwd.cu``, N = 8), built with nvcc.
+"""Experiments: CUDA C++ selective-scan kernels for N = 8 (``bench/cuda/``), built with nvcc and loaded with ctypes.
 
-It stages each chunk of 32 steps in shared memory (coalesced loads, softplus once per element, B and C read as
-broadcast float2) so the scan itself reads no global memory; it was correct (99/99 cases, the issue's whole set
-included) but 1.3-1.9x slower than the Triton kernels on an H200 (docs/benchmarks.md, "A CUDA C++ kernel"), so it
-is not in the library. Kept to be re-timed when it changes: ``python bench/scan_variants.py`` times it beside the
-Triton kernels where nvcc is found.
+- ``staged`` (``selective_scan_fwd.cu``): blocks of 128 threads stage each chunk of 32 steps in shared memory
+  (coalesced loads, softplus once per element) and 1, 2 or 4 threads per channel scan it. Correct on an H200
+  (99/99 cases, the issue's whole set included) but 1.3-1.9x slower than the Triton kernels: Nsight Compute
+  counted 2.2x their instructions (docs/benchmarks.md, "A CUDA C++ kernel").
+- ``lean`` (``selective_scan_lean.cu``): the same idea with one-warp blocks, 32-bit running offsets, bounds checks
+  only in the last chunk/block and the next chunk's loads in flight during the scan. Its sm_90 SASS (nvcc 13.0,
+  128 registers, no spills, 10.5 KB shared memory per block) executes about 103 instructions per channel-step in a
+  full chunk (76 in the scan loop, 17 loading and staging, 10 storing) against the Triton kernels' ~120 measured,
+  on one-warp blocks: 640 warps at 160 x 196 batch 128 against their 384. Written after the last GPU run of its
+  session: tested on the CPU only (``cpu_emulation.h``, tests/test_scan_cuda_emulation.py), **not yet run or timed
+  on a GPU**.
 
-The source is compiled for the current GPU's architecture into a shared library in the cache directory
-(``$EDGEMV_CACHE_DIR`` or ``~/.cache/edgemv``, ``cuda/``), named by a hash of the source, the nvcc version and the
-architecture, written under a temporary name and renamed, so concurrent processes and interrupted builds never
-leave a broken library. It is loaded with ctypes and launched on torch's current stream (so it also runs inside
-CUDA graphs). It needs nvcc (``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or ``nvcc`` on the PATH); without it
-:func:`available` is False.
+Neither is in the library. Each source is compiled for the current GPU into ``$EDGEMV_CACHE_DIR`` (default
+``~/.cache/edgemv``) ``/cuda-experiment/``, named by a hash of the source, the compiler version and the
+architecture, written under a temporary name and renamed. Launches go on torch's current stream. nvcc comes from
+``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH. ``python bench/scan_variants.py --cuda`` times both beside
+the Triton kernels.
 """
 
 import ctypes
@@ -24,20 +29,26 @@ import tempfile
 
 import torch
 
-__all__ = ["available", "selective_scan_cuda", "SPLITS"]
+__all__ = ["available", "selective_scan_cuda", "selective_scan_lean_cpu", "SPLITS", "KERNELS"]
 
-SOURCE = os.path.join(os.path.dirname(__file__), "cuda", "selective_scan_fwd.cu")
-SPLITS = (1, 2, 4)  # threads per channel in the scan
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
+KERNELS = {"staged": "selective_scan_fwd.cu", "lean": "selective_scan_lean.cu"}
+SPLITS = (1, 2, 4)  # 'staged': threads per channel in the scan
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
 class _Params(ctypes.Structure):
-    # mirrors struct Params in the .cu file (checked against edgemv_scan_params_size() at load)
+    # mirrors struct Params in the .cu files (checked against edgemv_scan_params_size() at load)
     _fields_ = ([(name, ctypes.c_void_p) for name in ("u", "dt", "B", "C", "z", "A", "D", "bias", "y")]
                 + [(name, ctypes.c_int64) for name in (
                     "dim", "length", "su_b", "su_d", "su_l", "sdt_b", "sdt_d", "sdt_l", "sA_d", "sA_n",
                     "sB_b", "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_d", "sz_l", "sy_b", "sy_d", "sy_l")]
                 + [(name, ctypes.c_int) for name in ("has_d", "has_z", "has_bias", "softplus")])
+
+
+def _cache_dir():
+    root = os.environ.get("EDGEMV_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "edgemv")
+    return os.path.join(root, "cuda-experiment")
 
 
 def _nvcc():
@@ -49,68 +60,86 @@ def _nvcc():
     return None
 
 
-def _cache_dir():
-    root = os.environ.get("EDGEMV_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "edgemv")
-    return os.path.join(root, "cuda-experiment")
-
-
-@functools.lru_cache(maxsize=None)
-def _library(arch: str):
-    nvcc = _nvcc()
-    if nvcc is None:
-        raise RuntimeError("the CUDA scan kernel needs nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
-    with open(SOURCE, "rb") as f:
+def _build(compiler, flags, source, tag_extra, name):
+    """Compile ``source`` into a shared library in the cache (once per source/compiler/flags); its path."""
+    with open(source, "rb") as f:
         src = f.read()
-    version = subprocess.run([nvcc, "--version"], capture_output=True, text=True, check=True).stdout
-    tag = hashlib.sha256(src + version.encode() + arch.encode()).hexdigest()[:16]
-    path = os.path.join(_cache_dir(), f"selective_scan_fwd_{arch}_{tag}.so")
+    with open(os.path.join(HERE, "cpu_emulation.h"), "rb") as f:
+        src += f.read()
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    tag = hashlib.sha256(src + version.encode() + " ".join(flags).encode() + tag_extra.encode()).hexdigest()[:16]
+    path = os.path.join(_cache_dir(), f"{name}_{tag}.so")
     if not os.path.exists(path):
         os.makedirs(_cache_dir(), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=_cache_dir(), suffix=".so.tmp")
         os.close(fd)
         try:
-            res = subprocess.run([nvcc, f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
-                                  "-o", tmp, SOURCE], capture_output=True, text=True)
+            res = subprocess.run([compiler, *flags, "-o", tmp, source], capture_output=True, text=True)
             if res.returncode != 0:
-                raise RuntimeError(f"nvcc failed to build the CUDA scan kernel: {res.stderr.strip()[-2000:]}")
+                raise RuntimeError(f"{os.path.basename(compiler)} failed on {os.path.basename(source)}: "
+                                   f"{res.stderr.strip()[-2000:]}")
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    lib = ctypes.CDLL(path)
-    lib.edgemv_scan_n8.restype = ctypes.c_int
-    lib.edgemv_scan_n8.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                                   ctypes.c_void_p]
+    return path
+
+
+def _check_params(lib):
     lib.edgemv_scan_params_size.restype = ctypes.c_int
     if lib.edgemv_scan_params_size() != ctypes.sizeof(_Params):
-        raise RuntimeError("the CUDA scan kernel's parameter block does not match edgemv.ops.scan_cuda._Params")
+        raise RuntimeError("the CUDA scan kernel's parameter block does not match bench/scan_cuda._Params")
+
+
+@functools.lru_cache(maxsize=None)
+def _library(arch: str, kernel: str = "staged"):
+    nvcc = _nvcc()
+    if nvcc is None:
+        raise RuntimeError("the CUDA scan kernels need nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
+    path = _build(nvcc, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"],
+                  os.path.join(HERE, KERNELS[kernel]), arch, f"{kernel}_{arch}")
+    lib = ctypes.CDLL(path)
+    _check_params(lib)
+    if kernel == "staged":
+        lib.edgemv_scan_n8.restype = ctypes.c_int
+        lib.edgemv_scan_n8.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    else:
+        lib.edgemv_scan_n8_lean.restype = ctypes.c_int
+        lib.edgemv_scan_n8_lean.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     return lib
 
 
-def _arch(device) -> str:
-    major, minor = torch.cuda.get_device_capability(device)
-    return f"sm_{major}{minor}"
+@functools.lru_cache(maxsize=None)
+def _cpu_library():
+    cxx = os.environ.get("CXX") or shutil.which("g++")
+    if cxx is None:
+        raise RuntimeError("the CPU emulation of the lean kernel needs g++ (C++20)")
+    path = _build(cxx, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x", "c++",
+                        "-I", HERE], os.path.join(HERE, KERNELS["lean"]), "cpu", "lean_cpu")
+    lib = ctypes.CDLL(path)
+    _check_params(lib)
+    lib.edgemv_scan_n8_lean_cpu.restype = ctypes.c_int
+    lib.edgemv_scan_n8_lean_cpu.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    return lib
 
 
 def available() -> bool:
-    """True when a CUDA device and nvcc are there (the kernel itself is built on first use)."""
+    """True when a CUDA device and nvcc are there (the kernels themselves are built on first use)."""
     return torch.cuda.is_available() and _nvcc() is not None
 
 
-def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        split=2):
-    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides."""
+def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, int32_offsets):
+    """(params, y, tensors to keep alive) for one call; checks what the kernels assume."""
     batch, dim, length = u.shape
     if A.shape[1] != 8:
-        raise ValueError(f"the CUDA scan kernel is written for N=8, got N={A.shape[1]}")
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split}")
+        raise ValueError(f"the CUDA scan kernels are written for N=8, got N={A.shape[1]}")
     if u.dtype not in _DTYPES or any(t.dtype != u.dtype for t in (delta, B, C) + ((z,) if z is not None else ())):
         raise ValueError("u, delta, B, C (and z) must share one dtype: float32, float16 or bfloat16")
     y = out if out is not None else torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
-    if y.numel() == 0:
-        return y
-    lib = _library(_arch(u.device))
+    if int32_offsets:  # the lean kernel's per-lane offsets within one (32, 32) chunk are 32-bit (batch: 64-bit)
+        for t in (u, delta, B, C, y) + ((z,) if z is not None else ()):
+            if min(t.stride()) < 0 or max(t.stride()[1:]) * 64 >= 2**31:
+                raise ValueError("the lean kernel needs non-negative channel/state/step strides below 2**25")
     A32 = A.float()
     D32 = D.float().contiguous() if D is not None else None
     bias32 = delta_bias.float().contiguous() if delta_bias is not None else None
@@ -121,9 +150,39 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
                 dim, length, *u.stride(), *delta.stride(), *A32.stride(), *B.stride(), *C.stride(), *sz,
                 *y.stride(), int(D is not None), int(z is not None), int(delta_bias is not None),
                 int(bool(delta_softplus)))
-    stream = torch.cuda.current_stream(u.device).cuda_stream
+    return p, y, (A32, D32, bias32)
+
+
+def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
+                        kernel="staged", split=2):
+    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
+    if kernel == "staged" and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split}")
+    p, y, keep = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, kernel == "lean")
+    if y.numel() == 0:
+        return y
+    major, minor = torch.cuda.get_device_capability(u.device)
+    lib = _library(f"sm_{major}{minor}", kernel)
+    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
     with torch.cuda.device(u.device):
-        rc = lib.edgemv_scan_n8(ctypes.addressof(p), _DTYPES[u.dtype], int(split), batch, ctypes.c_void_p(stream))
+        if kernel == "staged":
+            rc = lib.edgemv_scan_n8(ctypes.addressof(p), _DTYPES[u.dtype], int(split), u.shape[0], stream)
+        else:
+            rc = lib.edgemv_scan_n8_lean(ctypes.addressof(p), _DTYPES[u.dtype], u.shape[0], stream)
     if rc != 0:
         raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
+    del keep
+    return y
+
+
+def selective_scan_lean_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None):
+    """The lean kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic."""
+    if u.dtype != torch.float32 or u.device.type != "cpu":
+        raise ValueError("the CPU emulation takes float32 CPU tensors")
+    p, y, keep = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, True)
+    if y.numel():
+        _cpu_library().edgemv_scan_n8_lean_cpu(ctypes.addressof(p), u.shape[0])
+    del keep
     return y

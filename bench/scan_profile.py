@@ -4,7 +4,7 @@
         --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
         python bench/scan_profile.py --dim 160 --length 196 --batch 128
 
-``--variant pipe`` / ``lanes`` / ``seq`` / ``cuda`` picks the kernel (``--kernel-name regex:scan`` matches all).
+``--variant pipe`` / ``lanes`` / ``seq`` / ``cuda`` / ``cuda-lean`` picks the kernel (``--kernel-name regex:scan`` matches all).
 Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
 kernel with its own counters).
 """
@@ -30,16 +30,17 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--calls", type=int, default=5)
-    ap.add_argument("--variant", default=None, help="a Triton variant (default: 'auto'), or 'cuda' (the experiment)")
+    ap.add_argument("--variant", default=None,
+                    help="a Triton variant (default: 'auto'), or 'cuda' / 'cuda-lean' (the CUDA C++ experiments)")
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
                       model_layout=not args.contiguous)
     for _ in range(args.calls):
-        if args.variant == "cuda":
+        if args.variant in ("cuda", "cuda-lean"):
             import scan_cuda
 
-            scan_cuda.selective_scan_cuda(**inp)
+            scan_cuda.selective_scan_cuda(**inp, kernel="lean" if args.variant == "cuda-lean" else "staged")
         else:
             selective_scan_triton(**inp, variant=args.variant)
     torch.cuda.synchronize()

@@ -1,6 +1,6 @@
 """The N = 8 scan kernels side by side: 'auto''s candidates (scan_tune.CANDIDATES) and what it picks; with --extra
 also the kernels dropped from the candidates (pipe 64 tile, lanes 2 x 16, lanes 4 x 8), with --cuda the CUDA C++
-experiment (bench/scan_cuda.py; needs nvcc).
+experiments (bench/scan_cuda.py: 'staged' and 'lean'; needs nvcc).
 
 One CUDA run: correctness of every candidate against float64 (poisoned outputs; fp32/fp16/bf16, with and without
 D, z, delta_bias, large delta, both layouts, ragged D and L, L = 1), then device times at MambaVision-T's scan
@@ -71,7 +71,8 @@ def main():
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
     kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
                                                    else args.kernels)]
-    cuda_kernels = [("cuda", {"split": s}) for s in scan_cuda.SPLITS] if args.cuda and scan_cuda.available() else []
+    cuda_kernels = ([("cuda", {"kernel": "staged", "split": s}) for s in scan_cuda.SPLITS]
+                    + [("cuda", {"kernel": "lean"})]) if args.cuda and scan_cuda.available() else []
     if args.extra:
         kernels += list(EXTRA)
     kernels += cuda_kernels + ([] if args.no_auto else [("auto", {})])

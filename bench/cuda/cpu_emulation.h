@@ -1,0 +1,56 @@
+// Just enough of CUDA to compile a one-warp-per-block kernel of this folder with g++ and run it on the CPU, for
+// tests of its indexing and arithmetic without a GPU (tests/test_scan_cuda_emulation.py): one std::thread per
+// CUDA thread of a block, blocks one after another, __shared__ as function statics (one block at a time uses
+// them), __syncwarp / __syncthreads as a std::barrier of the block's threads. Float inputs only.
+#pragma once
+
+#include <algorithm>
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) __attribute__((aligned(n)))
+
+struct dim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+struct float4 {
+  float x, y, z, w;
+};
+inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __expf(float x) { return std::exp(x); }
+using std::max;
+using std::min;
+
+inline thread_local dim3 threadIdx, blockIdx;
+inline std::barrier<>* emu_barrier = nullptr;
+inline void __syncwarp() { emu_barrier->arrive_and_wait(); }
+inline void __syncthreads() { emu_barrier->arrive_and_wait(); }
+
+// Runs kernel() for every block of grid (x, y), `threads` threads per block.
+inline void emulate_launch(dim3 grid, unsigned threads, const std::function<void()>& kernel) {
+  for (unsigned by = 0; by < grid.y; ++by) {
+    for (unsigned bx = 0; bx < grid.x; ++bx) {
+      std::barrier<> bar((std::ptrdiff_t)threads);
+      emu_barrier = &bar;
+      std::vector<std::thread> pool;
+      for (unsigned t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+          threadIdx = dim3{t, 0, 0};
+          blockIdx = dim3{bx, by, 0};
+          kernel();
+        });
+      }
+      for (auto& th : pool) th.join();
+    }
+  }
+}
