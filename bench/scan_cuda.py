@@ -4,13 +4,12 @@
   (coalesced loads, softplus once per element) and 1, 2 or 4 threads per channel scan it. Correct on an H200
   (99/99 cases, the issue's whole set included) but 1.3-1.9x slower than the Triton kernels: Nsight Compute
   counted 2.2x their instructions (docs/benchmarks.md, "A CUDA C++ kernel").
-- ``lean`` (``selective_scan_lean.cu``): the same idea with one-warp blocks, 32-bit running offsets, bounds checks
-  only in the last chunk/block and the next chunk's loads in flight during the scan. Its sm_90 SASS (nvcc 13.0,
-  128 registers, no spills, 10.5 KB shared memory per block) executes about 103 instructions per channel-step in a
-  full chunk (76 in the scan loop, 17 loading and staging, 10 storing) against the Triton kernels' ~120 measured,
-  on one-warp blocks: 640 warps at 160 x 196 batch 128 against their 384. Written after the last GPU run of its
-  session: tested on the CPU only (``cpu_emulation.h``, tests/test_scan_cuda_emulation.py), **not yet run or timed
-  on a GPU**.
+- ``lean`` (``selective_scan_lean.cu``): the same idea with one-warp blocks (1 or 2 lanes per channel), 32-bit
+  running offsets, bounds checks only in the last chunk/block and the next chunk's loads in flight during the scan.
+  Its sm_90 SASS (nvcc 13.0, no spills) executes about 103 instructions per channel-step in a full chunk with one
+  lane per channel (640 one-warp blocks at 160 x 196 batch 128) and about 142 with two (1280), against the Triton
+  kernels' ~120 measured on 384 warps. Written after the last GPU run of its session: tested on the CPU only
+  (``cpu_emulation.h``, tests/test_scan_cuda_emulation.py), **not yet run or timed on a GPU**.
 
 Neither is in the library. Each source is compiled for the current GPU into ``$EDGEMV_CACHE_DIR`` (default
 ``~/.cache/edgemv``) ``/cuda-experiment/``, named by a hash of the source, the compiler version and the
@@ -33,7 +32,7 @@ __all__ = ["available", "selective_scan_cuda", "selective_scan_lean_cpu", "SPLIT
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 KERNELS = {"staged": "selective_scan_fwd.cu", "lean": "selective_scan_lean.cu"}
-SPLITS = (1, 2, 4)  # 'staged': threads per channel in the scan
+SPLITS = {"staged": (1, 2, 4), "lean": (1, 2)}  # threads per channel in the scan
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
@@ -105,7 +104,8 @@ def _library(arch: str, kernel: str = "staged"):
         lib.edgemv_scan_n8.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     else:
         lib.edgemv_scan_n8_lean.restype = ctypes.c_int
-        lib.edgemv_scan_n8_lean.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+        lib.edgemv_scan_n8_lean.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                            ctypes.c_void_p]
     return lib
 
 
@@ -119,7 +119,7 @@ def _cpu_library():
     lib = ctypes.CDLL(path)
     _check_params(lib)
     lib.edgemv_scan_n8_lean_cpu.restype = ctypes.c_int
-    lib.edgemv_scan_n8_lean_cpu.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.edgemv_scan_n8_lean_cpu.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     return lib
 
 
@@ -158,8 +158,8 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
-    if kernel == "staged" and split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split}")
+    if split not in SPLITS[kernel]:
+        raise ValueError(f"split must be one of {SPLITS[kernel]} for kernel {kernel!r}, got {split}")
     p, y, keep = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, kernel == "lean")
     if y.numel() == 0:
         return y
@@ -170,19 +170,22 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         if kernel == "staged":
             rc = lib.edgemv_scan_n8(ctypes.addressof(p), _DTYPES[u.dtype], int(split), u.shape[0], stream)
         else:
-            rc = lib.edgemv_scan_n8_lean(ctypes.addressof(p), _DTYPES[u.dtype], u.shape[0], stream)
+            rc = lib.edgemv_scan_n8_lean(ctypes.addressof(p), _DTYPES[u.dtype], int(split), u.shape[0], stream)
     if rc != 0:
         raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
     del keep
     return y
 
 
-def selective_scan_lean_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None):
+def selective_scan_lean_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
+                            split=1):
     """The lean kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
+    if split not in SPLITS["lean"]:
+        raise ValueError(f"split must be one of {SPLITS['lean']}, got {split}")
     p, y, keep = _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, True)
     if y.numel():
-        _cpu_library().edgemv_scan_n8_lean_cpu(ctypes.addressof(p), u.shape[0])
+        _cpu_library().edgemv_scan_n8_lean_cpu(ctypes.addressof(p), int(split), u.shape[0])
     del keep
     return y

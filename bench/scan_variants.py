@@ -71,8 +71,8 @@ def main():
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
     kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
                                                    else args.kernels)]
-    cuda_kernels = ([("cuda", {"kernel": "staged", "split": s}) for s in scan_cuda.SPLITS]
-                    + [("cuda", {"kernel": "lean"})]) if args.cuda and scan_cuda.available() else []
+    cuda_kernels = [("cuda", {"kernel": k, "split": s}) for k, splits in scan_cuda.SPLITS.items()
+                    for s in splits] if args.cuda and scan_cuda.available() else []
     if args.extra:
         kernels += list(EXTRA)
     kernels += cuda_kernels + ([] if args.no_auto else [("auto", {})])

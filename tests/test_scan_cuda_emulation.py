@@ -1,6 +1,7 @@
-"""The lean CUDA C++ scan kernel (bench/cuda/selective_scan_lean.cu, an experiment) compiled with g++ and run on
-the CPU through bench/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp as a barrier), against the float64
-reference: its chunking, lane mappings for each layout, masked tails, staging and store are what is checked here;
+"""The lean CUDA C++ scan kernel (bench/cuda/selective_scan_lean.cu, an experiment; 1 and 2 lanes per channel)
+compiled with g++ and run on the CPU through bench/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp and the
+shuffle through a barrier), against the float64 reference: its chunking, lane mappings for each layout, masked
+tails, staging, shuffle sum and store are what is checked here;
 the GPU-only parts (MUFU exp2, half/bfloat16 conversions) are not. Skips without g++ (C++20)."""
 
 import math
@@ -42,13 +43,14 @@ def scan_cuda(tmp_path_factory):
     return scan_cuda
 
 
+@pytest.mark.parametrize("split", [1, 2])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
-def test_lean_kernel_logic_on_cpu(scan_cuda, case):
+def test_lean_kernel_logic_on_cpu(scan_cuda, case, split):
     b, d, L, big, has_d, has_z, has_bias, softplus, layout, y_t = case
     inp = make(b, d, L, torch.float32, big, has_d, has_z, has_bias, layout, softplus=softplus)
     out = torch.empty(b, L, d).transpose(1, 2) if y_t else torch.empty(b, d, L)
     out.fill_(float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_lean_cpu(**inp, out=out)
+    y = scan_cuda.selective_scan_lean_cpu(**inp, out=out, split=split)
     err = rel_err(y, scan_f64(**inp))
     assert y is out and math.isfinite(err) and err < 1e-5, err
 

@@ -54,3 +54,13 @@ inline void emulate_launch(dim3 grid, unsigned threads, const std::function<void
     }
   }
 }
+
+// A warp shuffle for one-warp blocks: every lane posts its value, then reads its partner's.
+inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
+  static float slots[32];
+  slots[threadIdx.x] = v;
+  emu_barrier->arrive_and_wait();
+  float r = slots[threadIdx.x ^ lane_mask];
+  emu_barrier->arrive_and_wait();
+  return r;
+}

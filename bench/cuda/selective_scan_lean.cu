@@ -4,17 +4,19 @@
 // The staged kernel fixed the Triton kernels' occupancy and memory waits but executed 2.2x their instructions
 // (Nsight Compute, docs/benchmarks.md): 64-bit index arithmetic per element, bounds checks everywhere, and three of
 // four warps idle during the scan. Here:
-//   - a block is one warp of 32 channels (no idle warps; __syncwarp instead of block barriers);
-//   - each lane loads 32 elements of a (32 channels, 32 steps) chunk with 32-bit offsets from a warp-uniform base
+//   - a block is one warp (no idle warps; __syncwarp instead of block barriers) of 32 / SPLIT channels: SPLIT = 1
+//     or 2 lanes per channel in the scan, 8 / SPLIT states each (SPLIT = 2: twice the warps, the softplus repeated
+//     on both lanes and one shuffle per step for y);
+//   - each lane loads its share of a (channels, 32 steps) chunk with 32-bit offsets from a warp-uniform base
 //     pointer that moves once per chunk (one add per element), lanes along whichever axis is contiguous;
 //   - bounds checks only in the last chunk and the last channel block (a separate, masked path);
 //   - the next chunk's loads are in flight in registers while the current chunk is scanned;
-//   - the scanning lane (one channel, 8 states) adds the bias and computes the softplus itself (once per
-//     channel-step, as in the staged version, but no per-element channel lookup) and reads B_t, C_t as float4
-//     broadcasts; y overwrites u in shared memory (the same lane reads and writes that slot).
-// Its SASS for sm_90 (nvcc 13.0; 128 registers, no spills) executes about 103 instructions per channel-step in a full
-// chunk (76 in the scan loop, 17 loading and staging, 10 storing) against the Triton kernels' ~120 and the staged
-// kernel's ~270 (Nsight Compute), on one-warp blocks (640 warps at 160 x 196 batch 128 against Triton's 384).
+//   - the scanning lane adds the bias and computes the softplus itself (no per-element channel lookup) and reads
+//     B_t, C_t as float4 broadcasts.
+// Its SASS for sm_90 (nvcc 13.0, fp16; no spills), per channel-step in a full chunk: SPLIT = 1 (128 registers)
+// about 103 instructions (76 in the scan loop, 17 loading and staging, 10 storing) on 640 warps at 160 x 196
+// batch 128; SPLIT = 2 (124 registers) about 142 on 1280 warps. The Triton kernels: ~120 on 384 warps; the staged
+// kernel ~270 (Nsight Compute). At L = 196 the 7 chunks of 32 steps carry 28 padded steps (12.5%).
 // Not yet run on a GPU; its logic is tested on the CPU through cpu_emulation.h (tests/test_scan_cuda_emulation.py).
 
 #ifdef EDGEMV_CPU_EMULATION  // g++ on the CPU, float only (cpu_emulation.h; tests/test_scan_cuda_emulation.py)
@@ -28,10 +30,9 @@
 
 namespace {
 
-constexpr int N = 8;      // states
-constexpr int CH = 32;    // channels per block = lanes
-constexpr int T = 32;     // steps per chunk
-constexpr int ROW = CH + 1;  // shared-memory row (t) of CH channels, padded: conflict-free by rows and by columns
+constexpr int N = 8;   // states
+constexpr int T = 32;  // steps per chunk
+constexpr int WARP = 32;
 
 struct Params {  // the same layout as the staged kernel's (bench/scan_cuda.py fills it)
   const void *u, *dt, *B, *C, *z;
@@ -84,16 +85,28 @@ __device__ __forceinline__ float softplus(float x) {
   return x <= 20.0f ? fmaxf(x, 0.0f) + 2.0f * s * p : x;
 }
 
-// One (CH, T) tile of a per-channel input as this lane's 32 elements. l_major (the tensor is contiguous along L):
-// element i is (channel i, step lane); otherwise (channel lane, step i). base: the chunk's origin (uniform).
-template <typename E, bool MASKED>
-__device__ __forceinline__ void load_tile(const E* __restrict__ base, int lane_off, int step, bool l_major,
-                                          int lane, int c_lim, int t_lim, E (&out)[T]) {
-  int off = lane_off;  // a running 32-bit offset: one add per element (i * step per element was worse in SASS)
+// Where this lane's element i of a (CH channels, T steps) tile lies. l_major (the tensor is contiguous along L):
+// lanes run along the steps, element i is channel i; otherwise lanes run along the channels (WARP / CH steps per
+// instruction). Each lane holds CH * T / WARP elements.
+template <int CH>
+struct TileMap {
+  static constexpr int PER_LANE = CH * T / WARP;
+  static constexpr int ROWS = WARP / CH;  // steps one instruction covers when lanes run along the channels
+  __device__ static int c(bool l_major, int lane, int i) { return l_major ? i : lane % CH; }
+  __device__ static int t(bool l_major, int lane, int i) { return l_major ? lane : i * ROWS + lane / CH; }
+};
+
+template <typename E, int CH, bool MASKED>
+__device__ __forceinline__ void load_tile(const E* __restrict__ base, int64_t sd, int64_t sl, bool l_major,
+                                          int lane, int c_lim, int t_lim, E (&out)[TileMap<CH>::PER_LANE]) {
+  using M = TileMap<CH>;
+  // a running 32-bit offset: one add per element (i * step per element was worse in SASS)
+  int off = l_major ? lane * (int)sl : (lane % CH) * (int)sd + (lane / CH) * (int)sl;
+  const int step = l_major ? (int)sd : M::ROWS * (int)sl;
 #pragma unroll
-  for (int i = 0; i < T; ++i) {
+  for (int i = 0; i < M::PER_LANE; ++i) {
     if (MASKED) {
-      int c = l_major ? i : lane, t = l_major ? lane : i;
+      const int c = M::c(l_major, lane, i), t = M::t(l_major, lane, i);
       out[i] = (c < c_lim && t < t_lim) ? base[off] : from_f<E>(0.0f);
     } else {
       out[i] = base[off];
@@ -102,22 +115,20 @@ __device__ __forceinline__ void load_tile(const E* __restrict__ base, int lane_o
   }
 }
 
-template <typename E>
+template <typename E, int CH>
 struct Chunk {  // this lane's share of a chunk's raw inputs, held in registers from its load to its staging
-  E u[T], dt[T], b[N], c[N];
+  E u[TileMap<CH>::PER_LANE], dt[TileMap<CH>::PER_LANE], b[N], c[N];
 };
 
-template <typename E, bool MASKED>
+template <typename E, int CH, bool MASKED>
 __device__ __forceinline__ void load_chunk(const Params& p, int64_t bat, int c0, int t0, int lane, bool u_l,
-                                           bool dt_l, Chunk<E>& k) {
+                                           bool dt_l, Chunk<E, CH>& k) {
   const int c_lim = (int)p.dim - c0, t_lim = (int)p.length - t0;
   const E* u = static_cast<const E*>(p.u) + bat * p.su_b + c0 * p.su_d + t0 * p.su_l;
-  load_tile<E, MASKED>(u, lane * (int)(u_l ? p.su_l : p.su_d), (int)(u_l ? p.su_d : p.su_l), u_l, lane, c_lim,
-                       t_lim, k.u);
+  load_tile<E, CH, MASKED>(u, p.su_d, p.su_l, u_l, lane, c_lim, t_lim, k.u);
   const E* dt = static_cast<const E*>(p.dt) + bat * p.sdt_b + c0 * p.sdt_d + t0 * p.sdt_l;
-  load_tile<E, MASKED>(dt, lane * (int)(dt_l ? p.sdt_l : p.sdt_d), (int)(dt_l ? p.sdt_d : p.sdt_l), dt_l, lane,
-                       c_lim, t_lim, k.dt);
-  // B and C: lane = step, the 8 states in registers
+  load_tile<E, CH, MASKED>(dt, p.sdt_d, p.sdt_l, dt_l, lane, c_lim, t_lim, k.dt);
+  // B and C: lane = step (T = WARP), the 8 states in registers
   const E* B = static_cast<const E*>(p.B) + bat * p.sB_b + t0 * p.sB_l + lane * p.sB_l;
   const E* C = static_cast<const E*>(p.C) + bat * p.sC_b + t0 * p.sC_l + lane * p.sC_l;
   const bool in = !MASKED || lane < t_lim;
@@ -128,38 +139,46 @@ __device__ __forceinline__ void load_chunk(const Params& p, int64_t bat, int c0,
   }
 }
 
-template <typename E>
-__global__ void __launch_bounds__(CH) scan_n8_lean_kernel(Params p) {
-  __shared__ float s_u[T * ROW];   // u of the chunk as [t][c]; the scan overwrites it with y
-  __shared__ float s_dt[T * ROW];  // raw delta of the chunk, [t][c]
+template <typename E, int SPLIT>
+__global__ void __launch_bounds__(WARP) scan_n8_lean_kernel(Params p) {
+  constexpr int CH = WARP / SPLIT;  // channels per block
+  constexpr int K = N / SPLIT;      // states per lane
+  constexpr int ROW = CH + 1;       // a shared-memory row (one step) of CH channels, padded against bank conflicts
+  using M = TileMap<CH>;
+  __shared__ float s_u[T * ROW];   // the chunk's u, [t][c]
+  __shared__ float s_dt[T * ROW];  // the chunk's raw delta, [t][c]
+  __shared__ float s_y[T * ROW];   // the chunk's y, [t][c]
   __shared__ __align__(16) float s_B[T][N];
   __shared__ __align__(16) float s_C[T][N];
 
   const int64_t bat = blockIdx.y;
   const int c0 = blockIdx.x * CH;
   const int lane = threadIdx.x;
-  const int cc = min(c0 + lane, (int)p.dim - 1);
+  const int ch = lane / SPLIT, part = lane % SPLIT;  // the scan: this lane's channel and its share of the states
+  const int cc = min(c0 + ch, (int)p.dim - 1);
   const bool full_c = c0 + CH <= p.dim;
   const int c_lim = (int)p.dim - c0;
   const bool has_z = p.has_z, softplus_on = p.softplus;
   const bool u_l = p.su_l == 1, dt_l = p.sdt_l == 1 || p.sdt_d != 1, y_l = p.sy_l == 1;
 
-  float a[N], h[N];
+  float a[K], h[K];
 #pragma unroll
-  for (int n = 0; n < N; ++n) {
-    a[n] = p.A[cc * p.sA_d + n * p.sA_n] * 1.4426950408889634f;
-    h[n] = 0.0f;
+  for (int j = 0; j < K; ++j) {
+    a[j] = p.A[cc * p.sA_d + (part * K + j) * p.sA_n] * 1.4426950408889634f;
+    h[j] = 0.0f;
   }
-  const float dskip = p.has_d ? p.D[cc] : 0.0f;
+  const float dskip = (p.has_d && part == 0) ? p.D[cc] : 0.0f;  // D u once per channel
   const float dbias = p.has_bias ? p.bias[cc] : 0.0f;
-  // shared-memory index of this lane's element i of a tile: l_major -> (t = lane, c = i), else (t = i, c = lane)
-  const int su0 = u_l ? lane * ROW : lane, sus = u_l ? 1 : ROW;
-  const int sd0 = dt_l ? lane * ROW : lane, sds = dt_l ? 1 : ROW;
-  const int sy0 = y_l ? lane * ROW : lane, sys = y_l ? 1 : ROW;
+  // shared-memory index of this lane's element i of a tile, as a start and a step
+  auto smem_start = [&](bool l_major) { return M::t(l_major, lane, 0) * ROW + M::c(l_major, lane, 0); };
+  auto smem_step = [&](bool l_major) { return l_major ? 1 : M::ROWS * ROW; };
+  const int su0 = smem_start(u_l), sus = smem_step(u_l);
+  const int sd0 = smem_start(dt_l), sds = smem_step(dt_l);
+  const int sy0 = smem_start(y_l), sys = smem_step(y_l);
 
-  Chunk<E> k;
-  if (full_c && T <= p.length) load_chunk<E, false>(p, bat, c0, 0, lane, u_l, dt_l, k);
-  else load_chunk<E, true>(p, bat, c0, 0, lane, u_l, dt_l, k);
+  Chunk<E, CH> k;
+  if (full_c && T <= p.length) load_chunk<E, CH, false>(p, bat, c0, 0, lane, u_l, dt_l, k);
+  else load_chunk<E, CH, true>(p, bat, c0, 0, lane, u_l, dt_l, k);
 
   for (int t0 = 0; t0 < p.length; t0 += T) {
     const int t_lim = (int)p.length - t0;
@@ -167,14 +186,12 @@ __global__ void __launch_bounds__(CH) scan_n8_lean_kernel(Params p) {
     {
       int so = su0, sd = sd0;
 #pragma unroll
-      for (int i = 0; i < T; ++i) {
+      for (int i = 0; i < M::PER_LANE; ++i) {
         s_u[so] = to_f(k.u[i]);
         s_dt[sd] = to_f(k.dt[i]);
         so += sus;
         sd += sds;
       }
-    }
-    {
       float bv[N], cv[N];
 #pragma unroll
       for (int n = 0; n < N; ++n) { bv[n] = to_f(k.b[n]); cv[n] = to_f(k.c[n]); }
@@ -186,52 +203,56 @@ __global__ void __launch_bounds__(CH) scan_n8_lean_kernel(Params p) {
     __syncwarp();
     // 2. the next chunk's loads go out now and land while this one is scanned
     if (t0 + T < p.length) {
-      if (full_c && t0 + 2 * T <= p.length) load_chunk<E, false>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
-      else load_chunk<E, true>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
+      if (full_c && t0 + 2 * T <= p.length) load_chunk<E, CH, false>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
+      else load_chunk<E, CH, true>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
     }
-    // 3. scan: this lane's channel, 8 states, T steps (past the end: delta 0, the state does not change)
+    // 3. scan: this lane's channel and K states, T steps (past the end: delta 0, the state does not change)
 #pragma unroll 4
     for (int t = 0; t < T; ++t) {
-      float d = s_dt[t * ROW + lane] + dbias;
+      float d = s_dt[t * ROW + ch] + dbias;
       if (softplus_on) d = softplus(d);
       if (t >= t_lim) d = 0.0f;
-      const float uu = s_u[t * ROW + lane];
-      const float4 b0 = *reinterpret_cast<const float4*>(&s_B[t][0]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&s_B[t][4]);
-      const float4 k0 = *reinterpret_cast<const float4*>(&s_C[t][0]);
-      const float4 k1 = *reinterpret_cast<const float4*>(&s_C[t][4]);
-      const float bb[N] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-      const float kk[N] = {k0.x, k0.y, k0.z, k0.w, k1.x, k1.y, k1.z, k1.w};
+      const float uu = s_u[t * ROW + ch];
+      float bb[K], kk[K];
+#pragma unroll
+      for (int j = 0; j < K; j += 4) {  // float4 broadcasts of B_t, C_t
+        const float4 bv = *reinterpret_cast<const float4*>(&s_B[t][part * K + j]);
+        const float4 kv = *reinterpret_cast<const float4*>(&s_C[t][part * K + j]);
+        bb[j] = bv.x; bb[j + 1] = bv.y; bb[j + 2] = bv.z; bb[j + 3] = bv.w;
+        kk[j] = kv.x; kk[j + 1] = kv.y; kk[j + 2] = kv.z; kk[j + 3] = kv.w;
+      }
       const float du = d * uu;
       float y = dskip * uu;
 #pragma unroll
-      for (int n = 0; n < N; ++n) {
-        h[n] = fmaf(ex2(d * a[n]), h[n], du * bb[n]);
-        y = fmaf(h[n], kk[n], y);
+      for (int j = 0; j < K; ++j) {
+        h[j] = fmaf(ex2(d * a[j]), h[j], du * bb[j]);
+        y = fmaf(h[j], kk[j], y);
       }
-      s_u[t * ROW + lane] = y;
+      if (SPLIT == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
+      if (part == 0) s_y[t * ROW + ch] = y;
     }
     __syncwarp();
     // 4. store y (and silu(z)), lanes along y's contiguous axis; the checks only in the last chunk or block
     {
       E* yb = static_cast<E*>(p.y) + bat * p.sy_b + c0 * p.sy_d + t0 * p.sy_l;
-      const int ys = (int)(y_l ? p.sy_d : p.sy_l);
-      int so = sy0, go = lane * (int)(y_l ? p.sy_l : p.sy_d);
+      int so = sy0;
+      int go = y_l ? lane * (int)p.sy_l : (lane % CH) * (int)p.sy_d + (lane / CH) * (int)p.sy_l;
+      const int gs = y_l ? (int)p.sy_d : M::ROWS * (int)p.sy_l;
       if (full_c && t_lim >= T && !has_z) {
 #pragma unroll 8
-        for (int i = 0; i < T; ++i) {
-          yb[go] = from_f<E>(s_u[so]);
+        for (int i = 0; i < M::PER_LANE; ++i) {
+          yb[go] = from_f<E>(s_y[so]);
           so += sys;
-          go += ys;
+          go += gs;
         }
       } else {
         const E* zb = static_cast<const E*>(p.z) + bat * p.sz_b + c0 * p.sz_d + t0 * p.sz_l;
-        const int zs = (int)(y_l ? p.sz_d : p.sz_l);
-        int zo = lane * (int)(y_l ? p.sz_l : p.sz_d);
-        for (int i = 0; i < T; ++i) {
-          const int c = y_l ? i : lane, t = y_l ? lane : i;
+        int zo = y_l ? lane * (int)p.sz_l : (lane % CH) * (int)p.sz_d + (lane / CH) * (int)p.sz_l;
+        const int zs = y_l ? (int)p.sz_d : M::ROWS * (int)p.sz_l;
+        for (int i = 0; i < M::PER_LANE; ++i) {
+          const int c = M::c(y_l, lane, i), t = M::t(y_l, lane, i);
           if (c < c_lim && t < t_lim) {
-            float v = s_u[so];
+            float v = s_y[so];
             if (has_z) {
               const float zz = to_f(zb[zo]);
               v *= zz / (1.0f + __expf(-zz));
@@ -239,12 +260,12 @@ __global__ void __launch_bounds__(CH) scan_n8_lean_kernel(Params p) {
             yb[go] = from_f<E>(v);
           }
           so += sys;
-          go += ys;
+          go += gs;
           zo += zs;
         }
       }
     }
-    __syncwarp();  // the next staging overwrites s_u
+    __syncwarp();  // the next staging overwrites the shared tiles
   }
 }
 
@@ -252,21 +273,33 @@ __global__ void __launch_bounds__(CH) scan_n8_lean_kernel(Params p) {
 
 #ifdef EDGEMV_CPU_EMULATION
 // fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
-extern "C" int edgemv_scan_n8_lean_cpu(const void* params, int batch) {
+extern "C" int edgemv_scan_n8_lean_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
-  emulate_launch(dim3{(unsigned)((p->dim + CH - 1) / CH), (unsigned)batch, 1}, CH,
-                 [p] { scan_n8_lean_kernel<float>(*p); });
+  const int ch = WARP / split;
+  dim3 grid{(unsigned)((p->dim + ch - 1) / ch), (unsigned)batch, 1};
+  if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 1>(*p); });
+  else emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 2>(*p); });
   return 0;
 }
 #else
-// dtype: 0 fp32, 1 fp16, 2 bf16. Returns a cudaError_t. (void* parameter block: see selective_scan_fwd.cu.)
-extern "C" int edgemv_scan_n8_lean(const void* params, int dtype, int batch, void* stream) {
+namespace {
+template <typename E>
+void launch(const Params& p, int split, int batch, cudaStream_t s) {
+  const int ch = WARP / split;
+  dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
+  if (split == 1) scan_n8_lean_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
+  else scan_n8_lean_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
+}
+}  // namespace
+
+// dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1 or 2). Returns a cudaError_t. (void* parameter block:
+// see selective_scan_fwd.cu.)
+extern "C" int edgemv_scan_n8_lean(const void* params, int dtype, int split, int batch, void* stream) {
   const Params* p = static_cast<const Params*>(params);
-  dim3 grid((unsigned)((p->dim + CH - 1) / CH), (unsigned)batch);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (dtype == 0) scan_n8_lean_kernel<float><<<grid, CH, 0, s>>>(*p);
-  else if (dtype == 1) scan_n8_lean_kernel<__half><<<grid, CH, 0, s>>>(*p);
-  else scan_n8_lean_kernel<__nv_bfloat16><<<grid, CH, 0, s>>>(*p);
+  if (dtype == 0) launch<float>(*p, split, batch, s);
+  else if (dtype == 1) launch<__half>(*p, split, batch, s);
+  else launch<__nv_bfloat16>(*p, split, batch, s);
   return (int)cudaGetLastError();
 }
 #endif
