@@ -274,6 +274,15 @@ PIPE_LANES_CASES = [
 ]
 
 
+def test_triton_lanes_must_divide_the_states():
+    """lanes=16 would give each lane 8 // 16 = 0 states and a wrong y without an error: refused up front."""
+    pytest.importorskip("triton")
+    from edgemv.ops.scan_triton import selective_scan_triton
+
+    with pytest.raises(ValueError, match="lanes must be 1, 2, 4 or 8"):
+        selective_scan_triton(**make(1, 8, 4), variant="lanes", lanes=16)
+
+
 def test_triton_pipe_and_lanes_kernels_in_interpreter():
     """Variants 'pipe' (u/delta a trip ahead in registers, per-step or tile loads) and 'lanes' (a channel's states
     over 1-8 lanes, shuffle sum) against float64 on the CPU through Triton's interpreter, outputs poisoned."""

@@ -16,9 +16,8 @@ def _inputs(length=49):
     g = torch.Generator().manual_seed(0)
     u = torch.randn(2, 16, length, generator=g)
     delta = torch.randn(2, length, 16, generator=g).transpose(1, 2)  # the model's strided view
-    A = -torch.rand(16, 8, generator=g)
     B = torch.randn(2, 8, length, generator=g)
-    return dict(u=u, delta=delta, A=A, B=B, C=B.clone(), D=torch.ones(16), z=None, delta_bias=torch.zeros(16),
+    return dict(u=u, delta=delta, B=B, C=B.clone(), D=torch.ones(16), z=None, delta_bias=torch.zeros(16),
                 delta_softplus=True)
 
 
@@ -98,7 +97,7 @@ def test_corrupt_or_foreign_cache_file_is_ignored_and_replaced(cache, content):
 
 
 def test_poisoned_saved_entry_naming_unknown_options_is_retuned(cache):
-    key = scan_tune._key(**{k: v for k, v in _inputs().items() if k != "A"})
+    key = scan_tune._file_key(scan_tune._problem(**_inputs()))
     cache.write_text(json.dumps({key: {"variant": "pipe", "options": {"block_d": 4096}}}))
     calls = []
     scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(scan_tune.CANDIDATES[0], calls))

@@ -63,16 +63,23 @@ _settings = {"impl": os.environ.get("EDGEMV_SCAN_IMPL", "auto"), "onnx_form": "d
 if _settings["impl"] not in IMPLS:
     raise ScanImplError(f"EDGEMV_SCAN_IMPL={_settings['impl']!r}: choose one of {IMPLS}")
 
+# each setting's allowed values and what the error message calls it
+_CHOICES = {"impl": (IMPLS, "scan implementation"), "onnx_form": (ONNX_FORMS, "ONNX form"),
+            "decomposition": (DECOMPOSITIONS, "scan decomposition")}
+# the plain-op function of each decomposition
+_DECOMPOSED = {"doubling": selective_scan_doubling, "chunked": selective_scan_chunked}
 
-def _check_impl(name: str) -> None:
-    if name not in IMPLS:
-        raise ScanImplError(f"unknown scan implementation {name!r}; choose one of {IMPLS}")
+
+def _check(key: str, value: str) -> None:
+    choices, what = _CHOICES[key]
+    if value not in choices:
+        raise ScanImplError(f"unknown {what} {value!r}; choose one of {choices}")
 
 
 def set_scan_impl(name: str) -> None:
     """Set the process-wide implementation used when ``impl`` is not given: 'ref', 'chunked', 'doubling', 'triton'
     or 'auto'."""
-    _check_impl(name)
+    _check("impl", name)
     _settings["impl"] = name
 
 
@@ -94,7 +101,7 @@ def _override(key: str, value: str):
 
 def scan_impl(name: str):
     """Use implementation ``name`` inside the block, then restore the previous setting."""
-    _check_impl(name)
+    _check("impl", name)
     return _override("impl", name)
 
 
@@ -104,8 +111,7 @@ def get_scan_onnx_form() -> str:
 
 def scan_onnx_form(form: str):
     """Choose how the scan appears in a TorchScript ONNX export inside the block: 'decomposed' or 'plugin'."""
-    if form not in ONNX_FORMS:
-        raise ValueError(f"unknown ONNX form {form!r}; choose one of {ONNX_FORMS}")
+    _check("onnx_form", form)
     if form == "plugin":
         from .onnx_forms import register_plugin_symbolic
 
@@ -113,14 +119,9 @@ def scan_onnx_form(form: str):
     return _override("onnx_form", form)
 
 
-def _check_decomposition(name: str) -> None:
-    if name not in DECOMPOSITIONS:
-        raise ScanImplError(f"unknown scan decomposition {name!r}; choose one of {DECOMPOSITIONS}")
-
-
 def set_scan_decomposition(name: str) -> None:
     """Set which plain-op form ('doubling' or 'chunked') the 'decomposed' ONNX form and :func:`decompositions` use."""
-    _check_decomposition(name)
+    _check("decomposition", name)
     _settings["decomposition"] = name
 
 
@@ -131,13 +132,8 @@ def get_scan_decomposition() -> str:
 
 def scan_decomposition(name: str):
     """Use plain-op form ``name`` ('doubling' or 'chunked') for decomposed exports inside the block."""
-    _check_decomposition(name)
+    _check("decomposition", name)
     return _override("decomposition", name)
-
-
-def _decomposed_fn(name=None):
-    name = name or _settings["decomposition"]
-    return selective_scan_doubling if name == "doubling" else selective_scan_chunked
 
 
 @contextlib.contextmanager
@@ -152,7 +148,8 @@ def onnx_export_context(form: str = "decomposed", decomposition: str = None):
         with edgemv.ops.onnx_export_context("plugin") as extra:
             torch.onnx.export(model, x, "m.onnx", dynamo=False, opset_version=17, **extra)
     """
-    with scan_onnx_form(form), scan_decomposition(decomposition or get_scan_decomposition()):
+    chosen = scan_decomposition(decomposition) if decomposition is not None else contextlib.nullcontext()
+    with scan_onnx_form(form), chosen:
         if form == "plugin":
             from .onnx_forms import DOMAIN
 
@@ -190,9 +187,9 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     is traced instead.
     """
     name = get_scan_impl() if impl is None else impl
-    _check_impl(name)
+    _check("impl", name)
     if _exporting_decomposed():
-        return _decomposed_fn()(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        return _DECOMPOSED[_settings["decomposition"]](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)
 
 
@@ -204,11 +201,11 @@ def decompositions(name: str = None):
     or a backend that should see plain ops instead of the custom op).
     """
     name = name or get_scan_decomposition()
-    _check_decomposition(name)
+    _check("decomposition", name)
+    fn = _DECOMPOSED[name]
+    extra = {"cache_constants": False} if name == "chunked" else {}
 
     def _decomposed(u, delta, A, B, C, D, z, delta_bias, delta_softplus, impl):
-        if name == "doubling":
-            return selective_scan_doubling(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        return selective_scan_chunked(u, delta, A, B, C, D, z, delta_bias, delta_softplus, cache_constants=False)
+        return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus, **extra)
 
     return {torch.ops.edgemv.selective_scan.default: _decomposed}

@@ -1,6 +1,7 @@
 """The two ONNX forms of the scan for the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``).
 
-- 'decomposed': the plain ops of the chunked form are traced in place of the custom op (no custom node).
+- 'decomposed': the plain ops of a plain-op form ('doubling' by default, or 'chunked') are traced in place of the
+  custom op (no custom node).
 - 'plugin': the custom op becomes one node ``edgemv::SelectiveScan`` (see :data:`PLUGIN_SPEC`), the interface a
   TensorRT plugin (IPluginV3, creator name ``SelectiveScan``, version "1") implements.
 

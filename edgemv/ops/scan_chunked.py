@@ -27,7 +27,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .scan_ref import prepare_delta
+from .scan_ref import finish_output, prepare_delta
 
 __all__ = ["selective_scan_chunked", "default_chunk"]
 
@@ -139,8 +139,4 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     y = (h_local * Cc).sum(3).reshape(-1, dim, nc * c)
     if pad:
         y = y[..., :length]
-    if D is not None:
-        y = y + u32 * D.float().reshape(dim, 1)
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(out_dtype)
+    return finish_output(y, u32, D, z, out_dtype)

@@ -22,9 +22,8 @@ chunked form's are c times larger). Everything is computed in float32 whatever t
 """
 
 import torch
-import torch.nn.functional as F
 
-from .scan_ref import prepare_delta
+from .scan_ref import finish_output, prepare_delta
 
 __all__ = ["selective_scan_doubling", "doubling_levels"]
 
@@ -46,8 +45,8 @@ def selective_scan_doubling(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
     dt = prepare_delta(delta, delta_bias, delta_softplus)  # (b, D, L), float32
     a = torch.exp(dt.unsqueeze(2) * A.float().unsqueeze(-1))  # (b, D, N, L); exponents <= 0
     b = (dt * u32).unsqueeze(2) * B.float().unsqueeze(1)  # (b, D, N, L)
-    span = 1
-    while span < length:
+    for level in range(doubling_levels(length)):
+        span = 1 << level
         # The window ending s steps earlier; before the start, the identity pair (a = 1, b = 0).
         zeros = b[..., :span] * 0.0  # (b, D, N, span), shaped like b whatever the batch
         b_prev = torch.cat([zeros, b[..., :length - span]], dim=-1)
@@ -55,10 +54,5 @@ def selective_scan_doubling(u, delta, A, B, C, D=None, z=None, delta_bias=None, 
         b = a * b_prev + b
         if a_prev is not None:  # the last level needs no decay product
             a = a * a_prev
-        span *= 2
     y = (b * C.float().unsqueeze(1)).sum(2)  # (b, D, L)
-    if D is not None:
-        y = y + u32 * D.float().reshape(-1, 1)
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(out_dtype)
+    return finish_output(y, u32, D, z, out_dtype)

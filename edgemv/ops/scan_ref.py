@@ -7,7 +7,7 @@ that the faster implementations are checked against.
 import torch
 import torch.nn.functional as F
 
-__all__ = ["selective_scan_ref", "prepare_delta"]
+__all__ = ["selective_scan_ref", "prepare_delta", "finish_output"]
 
 
 def prepare_delta(delta: torch.Tensor, delta_bias=None, delta_softplus: bool = False) -> torch.Tensor:
@@ -18,6 +18,15 @@ def prepare_delta(delta: torch.Tensor, delta_bias=None, delta_softplus: bool = F
     if delta_softplus:
         delta = F.softplus(delta)  # threshold 20, as the CUDA kernel
     return delta
+
+
+def finish_output(y: torch.Tensor, u32: torch.Tensor, D=None, z=None, out_dtype=None) -> torch.Tensor:
+    """y + D u, gated by silu(z), in ``out_dtype``: the end every plain-op form shares (y, u32 in float32)."""
+    if D is not None:
+        y = y + u32 * D.float().reshape(-1, 1)
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(out_dtype)
 
 
 def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -37,8 +46,4 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
         state = decay[:, :, t] * state + drive[:, :, t]
         ys.append(torch.einsum("bdn,bn->bd", state, C[:, :, t]))
     y = torch.stack(ys, dim=-1) if ys else u32.new_zeros(batch, dim, 0)
-    if D is not None:
-        y = y + u32 * D.float()[:, None]
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(out_dtype)
+    return finish_output(y, u32, D, z, out_dtype)

@@ -176,12 +176,9 @@ def _state_step(h, a2, dt, du, b_n, c_n, y):
 
 @triton.jit
 def _interleave(a, b):
-    # columns a0 b0 a1 b1 ... of two (BLOCK_D, k) tiles (or two (BLOCK_D,) vectors): join puts the new axis last
-    # and in-thread, so this is register renaming, no data movement
-    j = tl.join(a, b)
-    if len(a.shape) == 1:
-        return j
-    return tl.reshape(j, (a.shape[0], 2 * a.shape[1]))
+    # columns a0 b0 a1 b1 ... of two (BLOCK_D, k) tiles: join puts the new axis last and in-thread, so this is
+    # register renaming, no data movement
+    return tl.reshape(tl.join(a, b), (a.shape[0], 2 * a.shape[1]))
 
 
 @triton.jit
@@ -197,7 +194,7 @@ def _tile8(y0, y1, y2, y3, y4, y5, y6, y7):
 
 
 @triton.jit
-def _tile_step(t, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+def _tile_step(t, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
                z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                FAST: tl.constexpr, CLAMP: tl.constexpr):
@@ -213,42 +210,42 @@ def _tile_step(t, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_
 
 
 @triton.jit
-def _tile_trip(l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
+def _tile_trip(l0, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
                z_base, sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                BLOCK_L: tl.constexpr, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                SOFTPLUS: tl.constexpr, FAST: tl.constexpr, CLAMP: tl.constexpr):
     # BLOCK_L (4 or 8) steps from l0, unrolled; returns the states and the (BLOCK_D, BLOCK_L) tile of y
     h0, h1, h2, h3, h4, h5, h6, h7, y0 = _tile_step(
-        l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l,
+        l0, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base, sz_l,
         a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
         HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
     h0, h1, h2, h3, h4, h5, h6, h7, y1 = _tile_step(
-        l0 + 1, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        l0 + 1, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
         sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
         HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
     h0, h1, h2, h3, h4, h5, h6, h7, y2 = _tile_step(
-        l0 + 2, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        l0 + 2, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
         sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
         HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
     h0, h1, h2, h3, h4, h5, h6, h7, y3 = _tile_step(
-        l0 + 3, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+        l0 + 3, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
         sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
         HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
     if BLOCK_L == 8:
         h0, h1, h2, h3, h4, h5, h6, h7, y4 = _tile_step(
-            l0 + 4, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            l0 + 4, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
             sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
             HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
         h0, h1, h2, h3, h4, h5, h6, h7, y5 = _tile_step(
-            l0 + 5, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            l0 + 5, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
             sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
             HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
         h0, h1, h2, h3, h4, h5, h6, h7, y6 = _tile_step(
-            l0 + 6, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            l0 + 6, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
             sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
             HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
         h0, h1, h2, h3, h4, h5, h6, h7, y7 = _tile_step(
-            l0 + 7, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+            l0 + 7, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
             sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
             HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, CLAMP)
         y_tile = _tile8(y0, y1, y2, y3, y4, y5, y6, y7)
@@ -324,12 +321,12 @@ def _scan_n8_kernel(
                            l0 + PF_DIST * BLOCK_L, length, BLOCK_L)
         if l0 + BLOCK_L <= length:
             h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _tile_trip(
-                l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+                l0, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
                 sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                 BLOCK_L, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, False)
         else:
             h0, h1, h2, h3, h4, h5, h6, h7, y_tile = _tile_trip(
-                l0, length, dmask, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
+                l0, length, u_base, su_l, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base,
                 sz_l, a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7,
                 BLOCK_L, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, FAST, True)
         offs_l = l0 + cols
@@ -880,7 +877,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
                 return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=v,
                                              out=o, prefetch=prefetch, **opts)
 
-            variant, opts = choose(run, u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+            variant, opts = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus)
             return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=variant,
                                          out=out, prefetch=prefetch, **opts)
         variant = "seq"  # 'par' was slower at every shape measured (docs/scan.md, "The Triton kernel")
@@ -903,6 +900,11 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
                  SOFTPLUS=bool(delta_softplus))
     args = (u, delta, A, B, C, Dt, zt, bt, y, dim, length,
             *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride())
+    if variant in ("pipe", "lanes") and n != 8:
+        raise ValueError(f"variant {variant!r} is written for N=8, got N={n}")
+    # the N = 8 kernels' inline PTX (MUFU, L1 prefetch) exists only on the GPU, not in Triton's interpreter
+    dist = PREFETCH_DIST if prefetch is None else prefetch
+    n8_opts = {"PREFETCH": bool(dist) and not _INTERPRET, "FAST": not _INTERPRET}
     if variant == "par":
         bd, nw = pick_par_config(dim, length)
         bd, nw = block_d or bd, num_warps or nw
@@ -911,32 +913,24 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
                                POLY=PAR_POLY if poly is None else poly, num_warps=nw)
         return y
     if variant == "pipe":
-        if n != 8:
-            raise ValueError(f"variant 'pipe' is written for N=8, got N={n}")
         bd = block_d or 64
-        pf = PREFETCH_DIST if prefetch is None else prefetch
-        grid = (batch, triton.cdiv(dim, bd))
-        _scan_pipe_kernel[grid](*args, BLOCK_D=bd, TILE=bool(tile), **flags, PREFETCH=bool(pf) and not _INTERPRET,
-                                FAST=not _INTERPRET, num_warps=num_warps or max(1, bd // 64))
+        _scan_pipe_kernel[(batch, triton.cdiv(dim, bd))](*args, BLOCK_D=bd, TILE=bool(tile), **flags, **n8_opts,
+                                                         num_warps=num_warps or max(1, bd // 64))
         return y
     if variant == "lanes":
-        if n != 8:
-            raise ValueError(f"variant 'lanes' is written for N=8, got N={n}")
         lanes = lanes or 2
+        if lanes not in (1, 2, 4, 8):  # K = 8 // lanes states per lane: 16 lanes would hold none, silently
+            raise ValueError(f"lanes must be 1, 2, 4 or 8, got {lanes}")
         nw = num_warps or 1
         bd = block_d or 32 * nw // lanes * 2
-        dist = PREFETCH_DIST if prefetch is None else prefetch
-        grid = (batch, triton.cdiv(dim, bd))
-        _scan_lanes_kernel[grid](*args, BLOCK_D=bd, LANES=lanes, **flags, PREFETCH=bool(dist) and not _INTERPRET,
-                                 PF_DIST=max(int(dist), 1), FAST=not _INTERPRET, num_warps=nw)
+        _scan_lanes_kernel[(batch, triton.cdiv(dim, bd))](*args, BLOCK_D=bd, LANES=lanes, **flags, **n8_opts,
+                                                          PF_DIST=max(int(dist), 1), num_warps=nw)
         return y
     bd, bl, nw = pick_config(dim, length, n)
     bd, bl, nw = block_d or bd, block_l or bl, num_warps or nw
     grid = (batch, triton.cdiv(dim, bd))
     if n == 8:  # MambaVision's d_state: the states written out as registers
-        dist = PREFETCH_DIST if prefetch is None else prefetch
-        kernel = _scan_n8_kernel
-        extra = {"PREFETCH": bool(dist) and not _INTERPRET, "PF_DIST": max(int(dist), 1), "FAST": not _INTERPRET}
+        kernel, extra = _scan_n8_kernel, {**n8_opts, "PF_DIST": max(int(dist), 1)}
         bl = 8 if bl >= 8 else 4
     else:  # any other power of two: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
         kernel, extra = _scan_seq_kernel, {"N": n}

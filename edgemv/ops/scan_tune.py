@@ -13,12 +13,14 @@ A call made while a CUDA graph is being captured cannot time anything and takes 
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """
 
+import functools
 import json
 import logging
 import os
-import tempfile
 
 import torch
+
+from ..atomic import write_json_atomic
 
 __all__ = ["CANDIDATES", "DEFAULT", "choose", "tuning_file"]
 
@@ -42,13 +44,24 @@ def tuning_file() -> str:
     return os.path.join(root, "scan_tuning.json")
 
 
-def _key(u, delta, B, C, D, z, delta_bias, delta_softplus) -> str:
-    ones = "".join("1" if s == 1 else "s" for s in (*u.stride(), *delta.stride(), *B.stride(), *C.stride()))
-    flags = "".join("1" if f else "0" for f in (D is not None, z is not None, delta_bias is not None,
-                                                 bool(delta_softplus)))
-    batch, dim, length = u.shape
-    gpu = torch.cuda.get_device_name(u.device) if u.is_cuda else u.device.type
-    return f"{gpu}|{str(u.dtype)[6:]}|{batch}x{dim}x{length}|{flags}|{ones}"
+@functools.lru_cache(maxsize=None)
+def _gpu_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
+def _problem(u, delta, B, C, D, z, delta_bias, delta_softplus) -> tuple:
+    # what the choice depends on, cheap to build (this runs on every call of the op): device, dtype, sizes,
+    # options, which strides are 1
+    return (u.device, u.dtype, tuple(u.shape),
+            (D is not None, z is not None, delta_bias is not None, bool(delta_softplus)),
+            tuple(s == 1 for s in (*u.stride(), *delta.stride(), *B.stride(), *C.stride())))
+
+
+def _file_key(problem: tuple) -> str:
+    # the problem as the tuning file names it (the GPU by name: the file outlives the process)
+    device, dtype, (batch, dim, length), flags, ones = problem
+    return (f"{_gpu_name(device)}|{str(dtype)[6:]}|{batch}x{dim}x{length}|{''.join('1' if f else '0' for f in flags)}"
+            f"|{''.join('1' if o else 's' for o in ones)}")
 
 
 def _load_file() -> dict:
@@ -62,15 +75,10 @@ def _load_file() -> dict:
 
 def _save(key, choice):
     # merge with what other processes wrote, then replace the file in one rename (never a half-written file)
-    path = tuning_file()
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         data = _load_file()
         data[key] = choice
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        write_json_atomic(tuning_file(), data)
     except OSError as exc:  # a read-only home: keep the choice in memory only
         log.debug("scan tuning not saved: %s", exc)
 
@@ -83,19 +91,20 @@ def _as_choice(entry):
     return (variant, opts) if any(variant == v and opts == o for v, o in CANDIDATES) else None
 
 
-def choose(run, u, delta, A, B, C, D, z, delta_bias, delta_softplus, timer=None):
+def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
     """(variant, options) for this problem; ``run(variant, options, out)`` runs one candidate.
 
     ``timer(fn)`` gives fn's time in ms (default: ``triton.testing.do_bench``, median).
     """
     if os.environ.get("EDGEMV_SCAN_TUNE", "1") == "0":
         return DEFAULT
-    key = _key(u, delta, B, C, D, z, delta_bias, delta_softplus)
-    if key in _memory:
-        return _memory[key]
+    problem = _problem(u, delta, B, C, D, z, delta_bias, delta_softplus)
+    if problem in _memory:
+        return _memory[problem]
+    key = _file_key(problem)
     saved = _as_choice(_load_file().get(key))
     if saved is not None:
-        _memory[key] = saved
+        _memory[problem] = saved
         return saved
     if u.is_cuda and torch.cuda.is_current_stream_capturing():
         return DEFAULT  # nothing can be timed inside a capture; not remembered, so a later eager call still tunes
@@ -115,7 +124,7 @@ def choose(run, u, delta, A, B, C, D, z, delta_bias, delta_softplus, timer=None)
     best = CANDIDATES[min(times, key=times.get)] if times else DEFAULT
     log.info("selective scan %s: %s %s (%s)", key, best[0], best[1],
              ", ".join(f"{CANDIDATES[i][0]}{CANDIDATES[i][1]} {t * 1e3:.1f} us" for i, t in times.items()))
-    _memory[key] = best
+    _memory[problem] = best
     _save(key, {"variant": best[0], "options": best[1],
                 "times_us": {f"{CANDIDATES[i][0]} {json.dumps(CANDIDATES[i][1], sort_keys=True)}": round(t * 1e3, 2)
                              for i, t in times.items()}})
