@@ -209,6 +209,26 @@ def test_percentile_and_entropy_use_histograms():
         assert torch.isfinite(q(_x())).all()
 
 
+def test_histogram_methods_calibrate_conv_outputs_too():
+    """entropy / percentile with conv_output: the convs' output quantizers get the histogram calibrator as the input
+    quantizers do (they were max-calibrated), in the config and after calibration."""
+    from modelopt.torch.quantization.calib import HistogramCalibrator
+
+    for method in ("percentile", "entropy"):
+        cfg = make_recipe("int8", method, conv_output=True).to_modelopt()
+        outputs = [e for e in cfg["quant_cfg"] if e["quantizer_name"].endswith(".output_quantizer") and "cfg" in e]
+        assert outputs and all(e["cfg"].get("calibrator") == "histogram" for e in outputs), outputs
+    max_outputs = [e for e in make_recipe("int8", conv_output=True).to_modelopt()["quant_cfg"]
+                   if e["quantizer_name"].endswith(".output_quantizer") and "cfg" in e]
+    assert max_outputs and not any("calibrator" in e["cfg"] for e in max_outputs)
+
+    q = quantize(_model(), make_recipe("int8", "percentile", quantized_groups=("stem",), conv_output=True), _loop())
+    out = _quantizers(q)["patch_embed.conv_down.0.output_quantizer"]
+    assert out.is_enabled and isinstance(out._calibrator, HistogramCalibrator)
+    assert out.amax is not None and float(out.amax) > 0
+    assert torch.isfinite(q(_x())).all()
+
+
 def test_bad_pattern_is_an_error():
     from edgemv.quantize import QuantizeError
 
@@ -323,9 +343,7 @@ def test_cli_quantize_conv_output(image_dir, tmp_path, capsys):
                          "--out", str(out), "--calib-size", "6", "-b", "4", "--conv-output", "-q"], capsys)
     assert code == 0, err
     assert json.loads((out / "quantize.json").read_text())["recipe"]["conv_output"] is True
-    model = load_quantized(out)
-    with_output = {n for n, m in model.named_modules() if getattr(getattr(m, "output_quantizer", None),
-                                                                   "is_enabled", False)}
+    with_output = {n for n, kinds in quantizer_report(load_quantized(out)).quantized.items() if "output" in kinds}
     assert "patch_embed.conv_down.0" in with_output and "levels.0.downsample.reduction.0" not in with_output
 
 

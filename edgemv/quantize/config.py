@@ -122,8 +122,9 @@ def group_names() -> Tuple[str, ...]:
     return tuple(g.name for g in GROUPS + HIGH_PRECISION)
 
 
-def _quantizer_patterns(module_pattern: str) -> List[str]:
-    return [f"{module_pattern}.weight_quantizer", f"{module_pattern}.input_quantizer"]
+def _quantizer_patterns(module_pattern: str, output: bool = False) -> List[str]:
+    return [f"{module_pattern}.weight_quantizer", f"{module_pattern}.input_quantizer"] + \
+        ([f"{module_pattern}.output_quantizer"] if output else [])
 
 
 @dataclass
@@ -182,27 +183,31 @@ class Recipe:
                             for p in group.patterns for q in _quantizer_patterns(p)]
                 entries += [{"quantizer_name": "*", "parent_class": c, "enable": False} for c in group.classes]
         if self.conv_output:
-            fmt = next(e["cfg"] for e in modelopt_preset(self.precision)["quant_cfg"]
-                       if e.get("quantizer_name") == "*input_quantizer")
+            fmt = self._activation_cfg(modelopt_preset(self.precision))
             entries += [{"quantizer_name": f"{p}.output_quantizer", "cfg": dict(fmt), "enable": True}
                         for group in GROUPS if group.name in CONV_OUTPUT_GROUPS and group.name in self.quantized_groups
                         for p in group.patterns]
             entries += [{"quantizer_name": f"{p}.output_quantizer", "enable": False} for p in CONV_OUTPUT_SKIP]
         entries += [{"quantizer_name": q, "enable": True} for p in self.include for q in _quantizer_patterns(p)]
-        entries += [{"quantizer_name": q, "enable": False} for p in self.exclude for q in _quantizer_patterns(p)]
-        if self.conv_output:
-            entries += [{"quantizer_name": f"{p}.output_quantizer", "enable": False} for p in self.exclude]
+        entries += [{"quantizer_name": q, "enable": False}
+                    for p in self.exclude for q in _quantizer_patterns(p, output=self.conv_output)]
         return entries
+
+    def _activation_cfg(self, preset: dict) -> dict:
+        """The settings of every activation quantizer (inputs, and the convs' outputs with ``conv_output``): the
+        preset's ``*input_quantizer`` format; for entropy / percentile with ModelOpt's histogram calibrator.
+        Weights keep max (per-channel INT8 / per-tensor FP8)."""
+        fmt = next(e["cfg"] for e in preset["quant_cfg"] if e.get("quantizer_name") == "*input_quantizer")
+        return {**fmt, "calibrator": "histogram"} if self.calib_method != "max" else dict(fmt)
 
     def to_modelopt(self) -> dict:
         """The config for ``mtq.quantize``: the preset's ``quant_cfg`` + ``entries()``; ``algorithm`` is "max"
         for max calibration, None for histogram methods (edgemv then runs ModelOpt's histogram calibrators)."""
         cfg = modelopt_preset(self.precision)
-        if self.calib_method != "max":
-            # Activation quantizers collect histograms; weights keep max (per-channel INT8 / per-tensor FP8).
-            for entry in cfg["quant_cfg"]:
-                if entry.get("quantizer_name") == "*input_quantizer" and entry.get("cfg") is not None:
-                    entry["cfg"] = {**entry["cfg"], "calibrator": "histogram"}
+        activation = self._activation_cfg(cfg)
+        for entry in cfg["quant_cfg"]:
+            if entry.get("quantizer_name") == "*input_quantizer" and entry.get("cfg") is not None:
+                entry["cfg"] = dict(activation)
         cfg["quant_cfg"] = list(cfg["quant_cfg"]) + self.entries()
         cfg["algorithm"] = "max" if self.calib_method == "max" else None
         return cfg
