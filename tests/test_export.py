@@ -13,6 +13,7 @@ import torch
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from cli_helpers import assert_one_line_error, call  # noqa: E402
 from edgemv.cli import cli, run_cli  # noqa: E402
 from edgemv.export import ExportError, ExportSource, export_model, load_source  # noqa: E402
 from edgemv.export import checks  # noqa: E402
@@ -83,7 +84,7 @@ def test_fp32_cli_full_checks(tmp_path, capsys):
 
 def test_cli_scan_decomposition_and_opset(tmp_path, capsys):
     """--scan-decomposition chunked and --opset 17 give the earlier graph (decomposed GELU, the chunked scan's
-    MatMuls); both check out; a bad choice is one usage error."""
+    MatMuls); both check out (a bad choice: test_bad_inputs_one_line)."""
     out = tmp_path / "c.onnx"
     rc = run_cli(cli, ["export", "--variant", "test", "--weights", "random", "--out", str(out), "--json",
                        "--scan-decomposition", "chunked", "--opset", "17", "--no-trt-build"])
@@ -92,9 +93,6 @@ def test_cli_scan_decomposition_and_opset(tmp_path, capsys):
     assert report["scan_decomposition"] == "chunked" and report["opset"] == 17
     assert "Gelu" not in report["op_counts"] and "Erf" in report["op_counts"]
     assert all(c["status"] != "fail" for c in report["checks"])
-    code = run_cli(cli, ["export", "--variant", "test", "--weights", "random", "--scan-decomposition", "loop"])
-    err = capsys.readouterr().err
-    assert code != 0 and "Traceback" not in err and "--scan-decomposition" in err
 
 
 def test_fp16_half(tmp_path, fp32_source):
@@ -120,7 +118,7 @@ def test_conv_output_recipe_gives_ort_qlinearconv(tmp_path):
     quantizer into QLinearConv (the ConvBlock conv1 too: GELU is one Gelu node, so each conv QuantizeLinear has one
     consumer; docs/export.md, "Which convs ONNX Runtime runs in INT8")."""
     ort = pytest.importorskip("onnxruntime")
-    from edgemv.quantize import make_recipe, quantize
+    from edgemv.quantize import make_recipe, quantize, quantizer_report
     from edgemv.quantize.fold import fold_batchnorm
 
     torch.manual_seed(0)
@@ -130,9 +128,7 @@ def test_conv_output_recipe_gives_ort_qlinearconv(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = quantize(src.model, make_recipe("int8", conv_output=True), lambda m: [m(c) for c in calib])
-    with_output = [n for n, m in model.named_modules()
-                   if isinstance(m, torch.nn.Conv2d) and getattr(getattr(m, "output_quantizer", None), "is_enabled",
-                                                                   False)]
+    with_output = [n for n, kinds in quantizer_report(model).quantized.items() if "output" in kinds]
     assert any(n.endswith("conv1") for n in with_output)
     report = export_model(ExportSource(model, "int8", "test", src.input_size, "test INT8 conv outputs"),
                           out=tmp_path / "co.onnx", trt_build=False, parity_images=2)
@@ -183,7 +179,7 @@ def test_ort_form_dequantizes_conv_weights(tmp_path):
     from edgemv.export.ort_form import dequantize_weights_for_ort
 
     folder = _quantized_run(tmp_path, "int8")
-    report = export_model(load_source(str(folder)), trt_build=False)
+    report = export_model(load_source(str(folder)), check=False)
     graph = onnx.load(report.path)
     form, count = dequantize_weights_for_ort(graph)
     producer = {o: n for n in form.graph.node for o in n.output}
@@ -297,19 +293,35 @@ def test_trt_compat_targets():
 
 def test_bad_inputs_one_line(tmp_path, capsys):
     def run(*args):
-        rc = run_cli(cli, ["export", *args])
-        return rc, capsys.readouterr().err.strip().splitlines()
+        rc, _, err = call(["export", *args], capsys)
+        return rc, err
 
     rc, err = run(str(tmp_path / "missing"))
-    assert rc == 1 and len(err) == 1 and err[0].startswith("error:")
+    assert rc == 1 and len(err.strip().splitlines()) == 1 and err.startswith("error:")
     rc, err = run(str(tmp_path))  # a folder without quantize.json
-    assert rc == 1 and "quantize.json" in err[-1]
+    assert rc == 1 and "quantize.json" in err.strip().splitlines()[-1]
+    assert_one_line_error(rc, err, "quantize.json")
     rc, err = run(str(tmp_path), "--weights", "random")
     assert rc == 2
+    assert_one_line_error(rc, err, "--weights")
     rc, err = run("--variant", "nope")
     assert rc == 2
+    assert_one_line_error(rc, err, "--variant")
     rc, err = run("--variant", "test", "--weights", "random", "--scan", "loop")
     assert rc == 2
+    assert_one_line_error(rc, err, "--scan")
+    rc, err = run("--variant", "test", "--weights", "random", "--scan-decomposition", "loop")
+    assert rc == 2
+    assert_one_line_error(rc, err, "--scan-decomposition")
+
+
+def test_unknown_scan_decomposition_is_one_error(tmp_path, fp32_source):
+    """The library call: edgemv.ops' own check (ScanImplError, an EdgemvError), before anything is traced."""
+    from edgemv.errors import EdgemvError
+
+    with pytest.raises(EdgemvError, match="unknown scan decomposition 'loop'"):
+        export_model(fp32_source, out=tmp_path / "x.onnx", scan_decomposition="loop")
+    assert not (tmp_path / "x.onnx").exists()
 
 
 def test_impossible_combinations(tmp_path, fp32_source):

@@ -198,3 +198,28 @@ def test_cli_errors_are_one_line(tmp_path):
     assert run_cli(cli, ["validate", str(tmp_path / "nope")]) == 1
     assert run_cli(cli, ["validate", str(tmp_path), "--reference", "x", "--variant", "t"]) == 2
     assert run_cli(cli, ["validate", str(tmp_path)]) == 1  # a folder that is not a run
+
+
+def test_plain_fp32_model_of_a_folded_run(tmp_path):
+    """sensitivity's plain FP32 model: rebuilt from quantize.json (BN folded, as the run was), the run's weights, no
+    quantizers; the same outputs as the run's FP32 reference."""
+    pytest.importorskip("modelopt.torch.quantization")
+    from edgemv.quantize import load_fp32_reference, run_quantize
+    from edgemv.validate.sensitivity import plain_fp32_model
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype("uint8")).save(calib / f"{i}.png")
+    run = tmp_path / "run"
+    result = run_quantize("test", "random", "int8", calib=calib, out=run, input_size=32, batch_size=4, seed=0,
+                          progress=False, log=lambda m: None)
+    assert result.info["bn_fold"]["enabled"] and result.info["bn_fold"]["pairs"]
+    model = plain_fp32_model(run)
+    names = [n for n, _ in model.named_modules()]
+    assert not any("quantizer" in n for n in names)
+    assert all(isinstance(model.get_submodule(bn), torch.nn.Identity) for _, bn in result.info["bn_fold"]["pairs"])
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), load_fp32_reference(run)(x), rtol=0, atol=1e-6)

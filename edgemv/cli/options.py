@@ -40,16 +40,19 @@ device_option = click.option(
 )
 out_option = click.option("--out", "-o", type=click.Path(), default=None, help="Output path.")
 def _set_scan_impl(ctx, param, value):
-    # Applied as soon as the option is parsed: the process-wide setting the model's mixers read.
-    from ..ops import set_scan_impl
+    # Applied as soon as the option is parsed: the process-wide setting the model's mixers read. Not given: edgemv.ops
+    # keeps its own setting ('auto', or EDGEMV_SCAN_IMPL, which it reads at import).
+    if value is not None:
+        from ..ops import set_scan_impl
 
-    set_scan_impl(value)
+        set_scan_impl(value)
     return value
 
 
+# The choices are edgemv.ops.IMPLS, written out: importing edgemv.ops imports torch, too slow for `edgemv --help`.
 scan_impl_option = click.option(
-    "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "doubling", "triton"]), default="auto", show_default=True,
-    envvar="EDGEMV_SCAN_IMPL", expose_value=False, callback=_set_scan_impl,
+    "--scan-impl", type=click.Choice(["auto", "ref", "chunked", "doubling", "triton"]), default=None,
+    show_default="auto", expose_value=False, callback=_set_scan_impl,
     help="Selective-scan implementation in PyTorch (auto: triton on CUDA, the faster plain-PyTorch form on the "
          "CPU). On CUDA the first call of each shape times the Triton kernels and caches the fastest in "
          "~/.cache/edgemv (EDGEMV_SCAN_TUNE=0: no tuning). Also settable with EDGEMV_SCAN_IMPL.",

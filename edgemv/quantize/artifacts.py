@@ -23,7 +23,8 @@ from ..errors import EdgemvError
 from .fold import FOLD_RECORD_KEY
 
 __all__ = ["RunFolderError", "MODEL_FILE", "INFO_FILE", "RUN_SCHEMA", "write_run", "read_run_info",
-           "load_quantized", "load_fp32_reference", "resolve_run", "default_out_dir", "check_out_dir"]
+           "load_quantized", "load_fp32_reference", "rebuild_architecture", "resolve_run", "default_out_dir",
+           "check_out_dir"]
 
 MODEL_FILE = "model.pth"
 INFO_FILE = "quantize.json"
@@ -112,7 +113,9 @@ def read_run_info(path: Union[str, Path]) -> dict:
         raise RunFolderError(f"cannot read {info_file}: {exc}") from exc
 
 
-def _rebuild(info: dict) -> torch.nn.Module:
+def rebuild_architecture(info: dict) -> torch.nn.Module:
+    """The plain (unquantized) model a run's ``quantize.json`` describes, with random weights: the variant with its
+    overrides, BatchNorm folded when the run folded it. ``mto.restore`` (or a state dict) fills in the weights."""
     from ..models import create_model
 
     model_info = info.get("model") or {}
@@ -142,7 +145,7 @@ def load_quantized(path: Union[str, Path], device: Optional[Union[str, torch.dev
 
     folder, model_file, _ = resolve_run(path)
     info = read_run_info(folder)
-    model = _rebuild(info)
+    model = rebuild_architecture(info)
     try:
         with quiet_modelopt():
             model = mto.restore(model, str(model_file), map_location="cpu")

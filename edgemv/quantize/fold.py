@@ -83,10 +83,5 @@ def fold_batchnorm(model: nn.Module) -> List[Tuple[str, str]]:
     pairs = bn_fold_pairs(model)
     for conv_name, bn_name in pairs:
         _fold_one(model.get_submodule(conv_name), model.get_submodule(bn_name))
-        parent_name, _, attr = bn_name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        if isinstance(parent, nn.Sequential):
-            parent[int(attr)] = nn.Identity()
-        else:
-            setattr(parent, attr, nn.Identity())
+        model.set_submodule(bn_name, nn.Identity())
     return pairs

@@ -73,17 +73,14 @@ def compare_batch(ref_logits: torch.Tensor, cand_logits: torch.Tensor, labels: O
         raise ValueError(f"the models disagree on the output shape: reference {tuple(ref_logits.shape)}, "
                          f"candidate {tuple(cand_logits.shape)}")
     ref, cand = ref_logits.detach().double().cpu(), cand_logits.detach().double().cpu()
-    k = min(5, ref.shape[-1])
-    ref_top, cand_top = ref.topk(k, dim=-1).indices, cand.topk(k, dim=-1).indices
-    ref_first = ref.argmax(-1)
     out = {"index": np.asarray(indices, dtype=np.int64)}
     out.update({key: value.numpy() for key, value in per_image_agreement(ref, cand).items()})
     if labels is not None:
+        k = min(5, ref.shape[-1])
         lab = labels.cpu().long()[:, None]
-        out["ref_top1"] = (ref_first[:, None] == lab).any(-1).numpy()
-        out["ref_top5"] = (ref_top == lab).any(-1).numpy()
-        out["cand_top1"] = (cand.argmax(-1)[:, None] == lab).any(-1).numpy()
-        out["cand_top5"] = (cand_top == lab).any(-1).numpy()
+        for name, logits in (("ref", ref), ("cand", cand)):
+            out[f"{name}_top1"] = (logits.argmax(-1)[:, None] == lab).any(-1).numpy()
+            out[f"{name}_top5"] = (logits.topk(k, dim=-1).indices == lab).any(-1).numpy()
     return out
 
 

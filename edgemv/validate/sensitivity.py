@@ -382,17 +382,10 @@ def plain_fp32_model(run, device="cpu") -> torch.nn.Module:
     """The FP32 model of a run as a plain (never quantized) module, which ModelOpt can quantize afresh: the
     architecture rebuilt from quantize.json, the weights taken from the restored run."""
     from ..errors import EdgemvError
-    from ..models import create_model
-    from ..quantize import load_fp32_reference, read_run_info
+    from ..quantize import load_fp32_reference, rebuild_architecture
 
-    info = read_run_info(run)
     restored = load_fp32_reference(run, device="cpu")
-    model_info = info.get("model") or {}
-    model = create_model(model_info["variant"], weights="random", **(model_info.get("overrides") or {}))
-    if (info.get("bn_fold") or {}).get("enabled"):  # the run quantized the BN-folded model (edgemv.quantize.fold)
-        from ..quantize.fold import fold_batchnorm
-
-        fold_batchnorm(model.eval())
+    model = rebuild_architecture(restored.run_info)  # BN folded when the run quantized the folded model
     source = restored.state_dict()
     target = model.state_dict()
     missing = [k for k in target if k not in source or source[k].shape != target[k].shape]
