@@ -5,7 +5,6 @@ the same thing.
 """
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..atomic import write_bytes_atomic
 from ..errors import EdgemvError
 
 __all__ = ["CheckResult", "check_onnx", "check_ops", "ort_session", "ort_run", "ort_parity", "fp8_to_standard_qdq",
@@ -419,14 +419,3 @@ def trt_rtx_build(path, precision: str, input_name: str, input_shape: Sequence[i
                        data={"targets": set_targets, "engine_bytes": size, "version": info.version})
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

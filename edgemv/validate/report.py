@@ -1,34 +1,14 @@
 """What `edgemv validate` found, as dataclasses: the JSON report and the rows of the printed table."""
 
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
+from ..atomic import write_json_atomic  # noqa: F401  (re-exported: reports and sweeps write through it)
 from .metrics import Accuracy, Agreement
 
 __all__ = ["ModelInfo", "DataInfo", "Budget", "ValidationReport", "write_json_atomic", "SCHEMA"]
 
 SCHEMA = "edgemv.validate/1"
-
-
-def write_json_atomic(path, obj) -> str:
-    """Write JSON to a temporary file in the same folder, then rename it over ``path``: never half a report."""
-    path = os.path.abspath(os.fspath(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 @dataclass
