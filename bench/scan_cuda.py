@@ -12,14 +12,16 @@
   (``cpu_emulation.h``, tests/test_scan_cuda_emulation.py), **not yet run or timed on a GPU**.
 
 Neither is in the library. Each source is compiled for the current GPU into ``$EDGEMV_CACHE_DIR`` (default
-``~/.cache/edgemv``) ``/cuda-experiment/``, named by a hash of the source, the compiler version and the
-architecture, written under a temporary name and renamed. Launches go on torch's current stream. nvcc comes from
-``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH. ``python bench/scan_variants.py --cuda`` times both beside
-the Triton kernels.
+``~/.cache/edgemv``, as the library's tuning file) ``/cuda-experiment/``, named by a hash of the source, the
+headers of ``bench/cuda/`` (``scan_common.cuh``: what both kernels share), the compiler version and the flags (the
+architecture among them), written under a temporary name and renamed. Launches go on torch's current stream. nvcc
+comes from ``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH. ``python bench/scan_variants.py --cuda`` times
+both beside the Triton kernels.
 """
 
 import ctypes
 import functools
+import glob
 import hashlib
 import os
 import shutil
@@ -28,7 +30,9 @@ import tempfile
 
 import torch
 
-__all__ = ["available", "selective_scan_cuda", "selective_scan_lean_cpu", "SPLITS", "KERNELS"]
+from edgemv.ops import scan_tune
+
+__all__ = ["available", "cxx", "selective_scan_cuda", "selective_scan_lean_cpu", "SPLITS", "KERNELS"]
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 KERNELS = {"staged": "selective_scan_fwd.cu", "lean": "selective_scan_lean.cu"}
@@ -46,8 +50,8 @@ class _Params(ctypes.Structure):
 
 
 def _cache_dir():
-    root = os.environ.get("EDGEMV_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "edgemv")
-    return os.path.join(root, "cuda-experiment")
+    # next to the library's tuning file ($EDGEMV_CACHE_DIR or ~/.cache/edgemv)
+    return os.path.join(os.path.dirname(scan_tune.tuning_file()), "cuda-experiment")
 
 
 def _nvcc():
@@ -59,14 +63,16 @@ def _nvcc():
     return None
 
 
-def _build(compiler, flags, source, tag_extra, name):
-    """Compile ``source`` into a shared library in the cache (once per source/compiler/flags); its path."""
+def _build(compiler, flags, source, name):
+    """Compile ``source`` into a shared library in the cache (once per source, headers, compiler and flags); its
+    path. Every header of bench/cuda goes into the hash, whichever the source includes."""
     with open(source, "rb") as f:
         src = f.read()
-    with open(os.path.join(HERE, "cpu_emulation.h"), "rb") as f:
-        src += f.read()
+    for header in sorted(glob.glob(os.path.join(HERE, "*.h")) + glob.glob(os.path.join(HERE, "*.cuh"))):
+        with open(header, "rb") as f:
+            src += os.path.basename(header).encode() + f.read()
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
-    tag = hashlib.sha256(src + version.encode() + " ".join(flags).encode() + tag_extra.encode()).hexdigest()[:16]
+    tag = hashlib.sha256(src + version.encode() + " ".join(flags).encode()).hexdigest()[:16]
     path = os.path.join(_cache_dir(), f"{name}_{tag}.so")
     if not os.path.exists(path):
         os.makedirs(_cache_dir(), exist_ok=True)
@@ -91,12 +97,12 @@ def _check_params(lib):
 
 
 @functools.lru_cache(maxsize=None)
-def _library(arch: str, kernel: str = "staged"):
+def _library(arch: str, kernel: str):
     nvcc = _nvcc()
     if nvcc is None:
         raise RuntimeError("the CUDA scan kernels need nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
     path = _build(nvcc, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"],
-                  os.path.join(HERE, KERNELS[kernel]), arch, f"{kernel}_{arch}")
+                  os.path.join(HERE, KERNELS[kernel]), f"{kernel}_{arch}")
     lib = ctypes.CDLL(path)
     _check_params(lib)
     if kernel == "staged":
@@ -109,13 +115,18 @@ def _library(arch: str, kernel: str = "staged"):
     return lib
 
 
+def cxx():
+    """The C++ compiler of the CPU emulation: ``$CXX`` or g++ on the PATH (None when neither)."""
+    return os.environ.get("CXX") or shutil.which("g++")
+
+
 @functools.lru_cache(maxsize=None)
 def _cpu_library():
-    cxx = os.environ.get("CXX") or shutil.which("g++")
-    if cxx is None:
+    cxx_ = cxx()
+    if cxx_ is None:
         raise RuntimeError("the CPU emulation of the lean kernel needs g++ (C++20)")
-    path = _build(cxx, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x", "c++",
-                        "-I", HERE], os.path.join(HERE, KERNELS["lean"]), "cpu", "lean_cpu")
+    path = _build(cxx_, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x", "c++",
+                         "-I", HERE], os.path.join(HERE, KERNELS["lean"]), "lean_cpu")
     lib = ctypes.CDLL(path)
     _check_params(lib)
     lib.edgemv_scan_n8_lean_cpu.restype = ctypes.c_int

@@ -2,11 +2,11 @@
 compiled with g++ and run on the CPU through bench/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp and the
 shuffle through a barrier), against the float64 reference: its chunking, lane mappings for each layout, masked
 tails, staging, shuffle sum and store are what is checked here;
-the GPU-only parts (MUFU exp2, half/bfloat16 conversions) are not. Skips without g++ (C++20)."""
+the GPU-only parts (MUFU exp2, half/bfloat16 conversions) are not. Skips without a C++20 compiler ($CXX or g++,
+as bench/scan_cuda.py)."""
 
 import math
 import os
-import shutil
 import sys
 
 import pytest
@@ -15,9 +15,10 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 sys.path.insert(0, os.path.dirname(__file__))
 
+import scan_cuda as _scan_cuda  # noqa: E402
 from test_scan import make, rel_err, scan_f64  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
+pytestmark = pytest.mark.skipif(_scan_cuda.cxx() is None, reason="needs a C++ compiler ($CXX or g++)")
 
 # (batch, channels, L, big delta, D, z, delta_bias, softplus, model layout, y transposed): one chunk or several,
 # full and ragged channel blocks, L = 1, both input layouts, y stored along L or along D
@@ -33,14 +34,14 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def scan_cuda(tmp_path_factory):
-    os.environ.setdefault("EDGEMV_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    import scan_cuda
-
-    try:
-        scan_cuda._cpu_library()
-    except RuntimeError as exc:  # e.g. a g++ without C++20's <barrier>
-        pytest.skip(str(exc))
-    return scan_cuda
+    with pytest.MonkeyPatch.context() as mp:  # the build goes to a temporary cache unless one is set
+        if not os.environ.get("EDGEMV_CACHE_DIR"):
+            mp.setenv("EDGEMV_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        try:
+            _scan_cuda._cpu_library()
+        except RuntimeError as exc:  # e.g. a g++ without C++20's <barrier>
+            pytest.skip(str(exc))
+    return _scan_cuda
 
 
 @pytest.mark.parametrize("split", [1, 2])

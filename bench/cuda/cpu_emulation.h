@@ -1,7 +1,7 @@
 // Just enough of CUDA to compile a one-warp-per-block kernel of this folder with g++ and run it on the CPU, for
 // tests of its indexing and arithmetic without a GPU (tests/test_scan_cuda_emulation.py): one std::thread per
 // CUDA thread of a block, blocks one after another, __shared__ as function statics (one block at a time uses
-// them), __syncwarp / __syncthreads as a std::barrier of the block's threads. Float inputs only.
+// them), __syncwarp as a std::barrier of the block's threads. Float inputs only.
 #pragma once
 
 #include <algorithm>
@@ -34,7 +34,6 @@ using std::min;
 inline thread_local dim3 threadIdx, blockIdx;
 inline std::barrier<>* emu_barrier = nullptr;
 inline void __syncwarp() { emu_barrier->arrive_and_wait(); }
-inline void __syncthreads() { emu_barrier->arrive_and_wait(); }
 
 // Runs kernel() for every block of grid (x, y), `threads` threads per block.
 inline void emulate_launch(dim3 grid, unsigned threads, const std::function<void()>& kernel) {

@@ -14,61 +14,14 @@
 //   3. the block stores y with coalesced stores (and applies silu(z)).
 // The next chunk's global loads are issued into registers before step 2, so their latency hides behind the scan.
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#include <stdint.h>
+#include "scan_common.cuh"  // Params, to_f / from_f, ex2, softplus; N = 8
 
 namespace {
 
-constexpr int N = 8;     // states (MambaVision's d_state)
 constexpr int CH = 32;   // channels per block: CH * SPLIT threads scan, all THREADS load and store
 constexpr int T = 32;    // steps per chunk
 constexpr int THREADS = 128;
 constexpr int PER_THREAD = CH * T / THREADS;  // elements of a (CH, T) tile each thread loads
-
-struct Params {
-  const void *u, *dt, *B, *C, *z;
-  const float *A, *D, *bias;
-  void *y;
-  int64_t dim, length;
-  int64_t su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l;
-  int64_t sz_b, sz_d, sz_l, sy_b, sy_d, sy_l;
-  int has_d, has_z, has_bias, softplus;
-};
-
-template <typename E> __device__ __forceinline__ float to_f(E x);
-template <> __device__ __forceinline__ float to_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
-template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-
-template <typename E> __device__ __forceinline__ E from_f(float x);
-template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-
-__device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU instruction (subnormal results flushed to 0)
-  float r;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
-  return r;
-}
-
-__device__ __forceinline__ float softplus(float x) {
-  // torch's softplus (threshold 20), accurate for very negative x: max(x, 0) + log1p(v), v = exp(-|x|) in (0, 1],
-  // log1p(v) = 2 atanh(s), s = v / (2 + v) <= 1/3, by its odd series to s^17 (error < 2e-9)
-  float v = ex2(-fabsf(x) * 1.4426950408889634f);
-  float s = __fdividef(v, 2.0f + v);
-  float q = s * s;
-  float p = 1.0f / 15.0f + q * (1.0f / 17.0f);
-  p = 1.0f / 13.0f + q * p;
-  p = 1.0f / 11.0f + q * p;
-  p = 1.0f / 9.0f + q * p;
-  p = 1.0f / 7.0f + q * p;
-  p = 1.0f / 5.0f + q * p;
-  p = 1.0f / 3.0f + q * p;
-  p = 1.0f + q * p;
-  return x <= 20.0f ? fmaxf(x, 0.0f) + 2.0f * s * p : x;
-}
 
 // Element i of this thread's share of a (CH, T) tile: lanes run along the contiguous axis of the tensor.
 __device__ __forceinline__ void tile_pos(int i, bool l_major, int& c, int& t) {
@@ -195,9 +148,6 @@ __global__ void __launch_bounds__(THREADS) scan_n8_kernel(Params p) {
   }
 }
 
-}  // namespace
-
-namespace {
 template <typename E>
 void launch(const Params& p, int split, dim3 grid, cudaStream_t s) {
   if (split == 1) scan_n8_kernel<E, 1><<<grid, THREADS, 0, s>>>(p);

@@ -1,0 +1,71 @@
+// What the CUDA C++ scan experiments of this folder share (selective_scan_fwd.cu, selective_scan_lean.cu): the
+// parameter block bench/scan_cuda.py fills, the element conversions, 2^x and the softplus. With
+// EDGEMV_CPU_EMULATION (g++ on the CPU, float only; tests/test_scan_cuda_emulation.py) the CUDA headers are replaced
+// by cpu_emulation.h and the half/bfloat16 conversions and the MUFU instruction are left out.
+#pragma once
+
+#ifdef EDGEMV_CPU_EMULATION
+#include "cpu_emulation.h"
+#else
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#endif
+#include <stdint.h>
+
+namespace {
+
+constexpr int N = 8;  // states (MambaVision's d_state)
+
+struct Params {  // mirrored by bench/scan_cuda._Params (checked against edgemv_scan_params_size() at load)
+  const void *u, *dt, *B, *C, *z;
+  const float *A, *D, *bias;
+  void *y;
+  int64_t dim, length;
+  int64_t su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l;
+  int64_t sz_b, sz_d, sz_l, sy_b, sy_d, sy_l;
+  int has_d, has_z, has_bias, softplus;
+};
+
+template <typename E> __device__ __forceinline__ float to_f(E x);
+template <> __device__ __forceinline__ float to_f<float>(float x) { return x; }
+#ifndef EDGEMV_CPU_EMULATION
+template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
+template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
+#endif
+
+template <typename E> __device__ __forceinline__ E from_f(float x);
+template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
+#ifndef EDGEMV_CPU_EMULATION
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+#endif
+
+__device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU instruction (subnormal results flushed to 0)
+#ifdef EDGEMV_CPU_EMULATION
+  return std::exp2(x);
+#else
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+#endif
+}
+
+__device__ __forceinline__ float softplus(float x) {
+  // torch's softplus (threshold 20), accurate for very negative x, as the Triton kernels: max(x, 0) + log1p(v),
+  // v = exp(-|x|) in (0, 1], log1p(v) = 2 atanh(s), s = v / (2 + v) <= 1/3, by its odd series to s^17 (error < 2e-9)
+  float v = ex2(-fabsf(x) * 1.4426950408889634f);
+  float s = __fdividef(v, 2.0f + v);
+  float q = s * s;
+  float p = 1.0f / 15.0f + q * (1.0f / 17.0f);
+  p = 1.0f / 13.0f + q * p;
+  p = 1.0f / 11.0f + q * p;
+  p = 1.0f / 9.0f + q * p;
+  p = 1.0f / 7.0f + q * p;
+  p = 1.0f / 5.0f + q * p;
+  p = 1.0f / 3.0f + q * p;
+  p = 1.0f + q * p;
+  return x <= 20.0f ? fmaxf(x, 0.0f) + 2.0f * s * p : x;
+}
+
+}  // namespace
