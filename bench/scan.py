@@ -5,8 +5,9 @@
     python bench/scan.py --correctness   # only the correctness cases of 'triton' and 'chunked' against float64
     python bench/scan.py --correctness --all-kernels --shard 0/8   # and of each kernel 'auto' may pick; case 0::8
     python bench/scan.py --sweep         # also sweep the Triton tile sizes (BLOCK_D, BLOCK_L, warps)
-    python bench/scan.py --quick         # < 3 min: the Triton kernels (seq, par) vs float64, copy bandwidth,
-                                         # timings at 160x196 and 320x49, batch 128/256, fp16/fp32, tile sweep
+    python bench/scan.py --quick         # a few minutes (no new timing starts after 4): the Triton kernels (seq,
+                                         # par) vs float64, copy bandwidth, timings at 160x196 and 320x49,
+                                         # batch 128/256, fp16/fp32, tile sweep
     python bench/scan.py --cpu           # CPU: time 'ref' against 'chunked' (chunk lengths) for 'auto'
 
 Bytes counted per call: u, delta, B, C read once and y written once (A, D, delta_bias are negligible). Times are
@@ -79,6 +80,18 @@ def make_inputs(batch, dim, length, dtype, device, big=False, has_d=True, has_z=
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
+def poisoned(u):
+    """An output tensor of u's shape and dtype filled with NaN: an element the kernel leaves unwritten fails."""
+    return torch.full(u.shape, float("nan"), dtype=u.dtype, device=u.device)
+
+
+def check_output(y, ref, dtype):
+    """(relative L2 error of ``y`` against the float64 reference ``ref``, passed): passed when y has ``dtype`` and
+    the error is finite and below ``TOL[dtype]``. The one correctness rule of the bench scripts."""
+    err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+    return err, y.dtype == dtype and math.isfinite(err) and err < TOL[dtype]
+
+
 def _run_case(impl, inp):
     """'kernel<i>' runs candidate i of edgemv.ops.scan_tune directly; other names go through the custom op's dispatch."""
     from edgemv.ops.op import run_impl
@@ -88,8 +101,7 @@ def _run_case(impl, inp):
         from edgemv.ops.scan_tune import CANDIDATES
 
         variant, opts = CANDIDATES[int(impl[len("kernel"):])]
-        out = torch.full(inp["u"].shape, float("nan"), dtype=inp["u"].dtype, device=inp["u"].device)  # poisoned
-        return selective_scan_triton(**inp, variant=variant, out=out, **opts)
+        return selective_scan_triton(**inp, variant=variant, out=poisoned(inp["u"]), **opts)
     return run_impl(impl, **inp)
 
 
@@ -122,16 +134,14 @@ def correctness(impls, device, smoke=False, shard=(0, 1)):
         ref = scan_f64(**inp)
         for impl in impls:
             y = _run_case(impl, inp)
-            ok_dtype = y.dtype == dt
-            err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
-            passed = ok_dtype and math.isfinite(err) and err < TOL[dt]
+            err, passed = check_output(y, ref, dt)
             key = (impl, str(dt).split(".")[-1])
             worst[key] = max(worst.get(key, 0.0), err)
             rows.append(dict(impl=impl, batch=b, dim=dim, L=L, dtype=str(dt), big=big, z=has_z, D=has_d,
                              bias=has_bias, err=err, passed=passed))
             if not passed:
                 print(f"FAIL {impl} b={b} D={dim} L={L} {dt} big={big} z={has_z} D={has_d} bias={has_bias} "
-                      f"model_layout={model_layout} err={err:.3e} dtype_ok={ok_dtype}", flush=True)
+                      f"model_layout={model_layout} err={err:.3e} dtype_ok={y.dtype == dt}", flush=True)
     n_fail = sum(not r["passed"] for r in rows)
     print(f"correctness: {len(rows) - n_fail}/{len(rows)} passed")
     for (impl, dt), e in sorted(worst.items()):
@@ -208,6 +218,13 @@ def _fn_for(impl, inp, cfg=None):
 MAMBA_SSM_MS = {(160, 196): 0.121, (320, 49): 0.131}
 
 
+def vs_mamba_ssm(dim, L, batch, dtype, ms):
+    """'1.9x': the speed-up over mamba_ssm's kernel of a time of ``ms``, where its time is known (MAMBA_SSM_MS's
+    shapes, batch 128, dtype 'float16'); '' otherwise."""
+    bar = MAMBA_SSM_MS.get((dim, L))
+    return f"{bar / ms:.1f}x" if bar and batch == 128 and dtype == "float16" else ""
+
+
 def print_table(rows, show_tile):
     """The timing rows as a Markdown table (for docs/benchmarks.md), with the speed-up over mamba_ssm's kernel."""
     tile_head, tile_rule = ("tile | ", "---|") if show_tile else ("", "")
@@ -215,8 +232,7 @@ def print_table(rows, show_tile):
           "| vs mamba_ssm b128 fp16 |")
     print(f"|---|---|---|---|{tile_rule}---|---|---|---|---|")
     for r in rows:
-        bar = MAMBA_SSM_MS.get((r["dim"], r["L"]))
-        speed = f"{bar / r['ms']:.1f}x" if bar and r["batch"] == 128 and r["dtype"] == "float16" else ""
+        speed = vs_mamba_ssm(r["dim"], r["L"], r["batch"], r["dtype"], r["ms"])
         tile = f"{r['cfg']} | " if show_tile else ""
         print(f"| {r['impl']} | {r['dim']} x {r['L']} | {r['batch']} | {r['dtype']} | {tile}{r['ms'] * 1e3:.1f} | "
               f"{r['eager_ms'] * 1e3:.1f} | {r['gbs']:.0f} | {100 * r['frac_copy']:.1f}% | {speed} |")
@@ -246,14 +262,12 @@ def timings(device, impls, batches, shapes, dtypes, copy_gbs):
     return rows
 
 
-SWEEP = [(64, 8, 1), (32, 8, 1), (64, 8, 2), (128, 8, 4), (64, 4, 1)]
-
-
 def sweep(device, shapes, batch=256, dtype=torch.float16):
+    """--sweep: the tiles (BLOCK_D, BLOCK_L, warps) of SEQ_SWEEP with prefetch distance 2 (the default)."""
     rows = []
     for (dim, L) in shapes:
         nbytes = scan_bytes(batch, dim, L, dtype)
-        for cfg in SWEEP:
+        for cfg in [c[:3] for c in SEQ_SWEEP if c[3] == 2]:
             try:
                 ms = device_time_ms(lambda: _fn_for("triton-seq", make_inputs(batch, dim, L, dtype, device), cfg),
                                     nbytes, reps=10)
@@ -321,20 +335,17 @@ def quick(device, out_dir, budget_s=240.0):
     for (b, dim, L, dt, big, has_z, has_d, has_bias, layout) in QUICK_CASES:
         inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, layout, gen=g)
         ref = scan_f64(**inp)
-        for variant, poly in (("par", None), ("seq", None)):
-            if (variant == "seq" and L > 1024) or (poly and dt != torch.float32):
+        for variant in ("par", "seq"):
+            if variant == "seq" and L > 1024:
                 continue
-            out = torch.full((b, dim, L), float("nan"), dtype=dt, device=inp["u"].device)  # poisoned
             try:
-                y = selective_scan_triton(**inp, variant=variant, out=out, poly=poly)
+                y = selective_scan_triton(**inp, variant=variant, out=poisoned(inp["u"]))
                 torch.cuda.synchronize()
-                err = ((y.double() - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+                err, ok = check_output(y, ref, dt)
             except Exception as exc:
                 print(f"ERROR {variant} {b}x{dim}x{L}: {type(exc).__name__}: {str(exc)[:300]}", flush=True)
-                err = float("nan")
-            ok = math.isfinite(err) and err < TOL[dt]
+                err, ok = float("nan"), False
             n_fail += not ok
-            variant = variant + ("-poly8" if poly else "")
             corr.append(dict(variant=variant, batch=b, dim=dim, L=L, dtype=str(dt), big=big, z=has_z,
                              model_layout=layout, err=err, passed=ok))
             print(f"  {'ok  ' if ok else 'FAIL'} {variant} b={b} {dim}x{L} {str(dt)[6:]:8s} big={big:d} z={has_z:d} "

@@ -4,7 +4,9 @@
         --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis \
         python bench/scan_profile.py --dim 160 --length 196 --batch 128
 
-``--variant pipe`` / ``lanes`` / ``seq`` / ``cuda`` / ``cuda-lean`` picks the kernel (``--kernel-name regex:scan`` matches all).
+``--variant`` picks the kernel: ``seq`` (the default, ``_scan_n8_kernel``), ``pipe``, ``lanes``, or ``cuda`` /
+``cuda-lean`` (the CUDA C++ experiments); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
+times every candidate, so the launches ncu skips and counts would be tuning launches of whichever kernels it tries.
 Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
 kernel with its own counters).
 """
@@ -30,8 +32,9 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--calls", type=int, default=5)
-    ap.add_argument("--variant", default=None,
-                    help="a Triton variant (default: 'auto'), or 'cuda' / 'cuda-lean' (the CUDA C++ experiments)")
+    ap.add_argument("--variant", default="seq",
+                    help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' (the CUDA C++ "
+                         "experiments). 'auto' would put its tuning launches among the profiled ones")
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",

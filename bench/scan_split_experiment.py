@@ -14,15 +14,17 @@ per channel). This kernel tests the three fixes together before any of them goes
 A second kernel, ``_pkernel`` (``scan_p``), tests a register pipeline instead: u and delta of the next trip are
 loaded into registers at the top of each trip and consumed a trip later (B, C stay prefetched scalar loads).
 
-MambaVision's case only (D, delta_bias, softplus; no z), BLOCK_L = 8. Results: docs/benchmarks.md.
+MambaVision's case only (D, delta_bias, softplus; no z), BLOCK_L = 8; the table's first row is the library's
+sequential kernel at its (64, 8, 1) tile. Results: docs/benchmarks.md.
 
-    python bench/scan_split_experiment.py            # CUDA: correctness vs float64, then a timing table
-    TRITON_INTERPRET=1 python bench/scan_split_experiment.py --check   # CPU: correctness only
+    python bench/scan_split_experiment.py              # CUDA: correctness vs float64, then a timing table
+    python bench/scan_split_experiment.py --segments   # also the segment kernel's rows (the first experiment)
+    TRITON_INTERPRET=1 python bench/scan_split_experiment.py --check   # CPU: correctness only (~1 min; 5 with
+                                                                       # --segments)
 """
 
 import argparse
 import itertools
-import math
 import os
 import sys
 
@@ -33,9 +35,10 @@ import triton.language as tl
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from scan import make_inputs, scan_bytes, scan_f64  # noqa: E402
+from scan import TOL, check_output, make_inputs, poisoned, scan_bytes, scan_f64  # noqa: E402
 
-from edgemv.ops.scan_triton import _cols8, _prefetch_l1, _softplus, _state_step, _tile8  # noqa: E402
+from edgemv.ops.scan_triton import (_cols8, _prefetch_l1, _softplus, _state_step, _tile8,  # noqa: E402
+                                    _trip_load)
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 
@@ -208,7 +211,10 @@ def _xkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, sum_ptr
 @triton.jit
 def _pstep(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, a0, a1, a2, a3, a4, a5, a6, a7,
            dskip, dbias, h0, h1, h2, h3, h4, h5, h6, h7, FAST: tl.constexpr):
-    # as _xstep, with u and the raw delta of the step already in registers (loaded a trip earlier)
+    # as _xstep, with u and the raw delta of the step already in registers (loaded a trip earlier). The library's
+    # _pipe_step (CLAMP=True, no z) computes the same, but it converts u before delta, and with that order the
+    # TILE kernel compiles to another instruction schedule (same counts and registers on sm_90); this copy keeps
+    # the code whose timings docs/benchmarks.md records.
     tc = tl.minimum(t, length - 1)
     dt = tl.where(t < length, _softplus(dtr.to(tl.float32) + dbias, FAST), 0.0)
     u = u.to(tl.float32)
@@ -234,29 +240,13 @@ def _pstep(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, a0, a1, a2
 
 
 @triton.jit
-def _pload(base, s_l, l0, length):
-    # the 8 steps from l0 of one per-channel input, as 8 register vectors (clamped addresses, raw dtype)
-    return (tl.load(base + tl.minimum(l0, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 1, length - 1) * s_l),
-            tl.load(base + tl.minimum(l0 + 2, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 3, length - 1) * s_l),
-            tl.load(base + tl.minimum(l0 + 4, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 5, length - 1) * s_l),
-            tl.load(base + tl.minimum(l0 + 6, length - 1) * s_l), tl.load(base + tl.minimum(l0 + 7, length - 1) * s_l))
-
-
-@triton.jit
-def _tload(base, s_l, l0, length):
-    # the 8 steps from l0 as one (BLOCK_D, 8) tile, split into 8 column vectors in registers: the load instructions
-    # cover a few channels' runs of consecutive steps (few cache lines each) instead of 32 channels' single steps
-    # (masked, not clamped: a clamped index hides the run of consecutive steps from the compiler's coalescing)
-    t = l0 + tl.arange(0, 8)
-    return _cols8(tl.load(base[:, None] + t[None, :] * s_l, mask=t[None, :] < length, other=0.0))
-
-
-@triton.jit
 def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, length,
              su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l, sy_b, sy_d, sy_l,
              BLOCK_D: tl.constexpr, PF: tl.constexpr, FAST: tl.constexpr, TILE: tl.constexpr = False):
     # Register pipeline: u and delta of trip k+1 are loaded at the top of trip k (into registers, consumed a trip
     # later), so their latency hides behind a whole trip of arithmetic; B and C stay scalar loads, prefetched.
+    # The loads are the library's (_trip_load; TILE: u and delta as (BLOCK_D, 8) tiles); unlike the library's 'pipe'
+    # kernel, every trip takes the clamped path (one copy of the trip in the loop).
     pid_b = tl.program_id(0).to(tl.int64)
     offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     dmask = offs_d < dim
@@ -287,23 +277,15 @@ def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, le
     h7 = tl.zeros((BLOCK_D,), dtype=tl.float32)
     cols = tl.arange(0, 8)
     nn = tl.arange(0, 8)
-    if TILE:
-        u0, u1, u2, u3, u4, u5, u6, u7 = _tload(u_base, su_l, 0, length)
-        d0, d1, d2, d3, d4, d5, d6, d7 = _tload(dt_base, sdt_l, 0, length)
-    else:
-        u0, u1, u2, u3, u4, u5, u6, u7 = _pload(u_base, su_l, 0, length)
-        d0, d1, d2, d3, d4, d5, d6, d7 = _pload(dt_base, sdt_l, 0, length)
+    u0, u1, u2, u3, u4, u5, u6, u7 = _trip_load(u_base, su_l, 0, length, TILE)
+    d0, d1, d2, d3, d4, d5, d6, d7 = _trip_load(dt_base, sdt_l, 0, length, TILE)
     for l0 in range(0, length, 8):
         if PF:
             t = tl.minimum(l0 + 16 + cols, length - 1)
             _prefetch_l1(B_base + nn[:, None] * sB_n + t[None, :] * sB_l, True)
             _prefetch_l1(C_base + nn[:, None] * sC_n + t[None, :] * sC_l, True)
-        if TILE:
-            v0, v1, v2, v3, v4, v5, v6, v7 = _tload(u_base, su_l, l0 + 8, length)
-            e0, e1, e2, e3, e4, e5, e6, e7 = _tload(dt_base, sdt_l, l0 + 8, length)
-        else:
-            v0, v1, v2, v3, v4, v5, v6, v7 = _pload(u_base, su_l, l0 + 8, length)
-            e0, e1, e2, e3, e4, e5, e6, e7 = _pload(dt_base, sdt_l, l0 + 8, length)
+        v0, v1, v2, v3, v4, v5, v6, v7 = _trip_load(u_base, su_l, l0 + 8, length, TILE)
+        e0, e1, e2, e3, e4, e5, e6, e7 = _trip_load(dt_base, sdt_l, l0 + 8, length, TILE)
         h0, h1, h2, h3, h4, h5, h6, h7, y0 = _pstep(l0, length, u0, d0, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
                                                     a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
                                                     h0, h1, h2, h3, h4, h5, h6, h7, FAST)
@@ -328,16 +310,17 @@ def _pkernel(u_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr, dim, le
         h0, h1, h2, h3, h4, h5, h6, h7, y7 = _pstep(l0 + 7, length, u7, d7, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
                                                     a0, a1, a2, a3, a4, a5, a6, a7, dskip, dbias,
                                                     h0, h1, h2, h3, h4, h5, h6, h7, FAST)
+        y_tile = _tile8(y0, y1, y2, y3, y4, y5, y6, y7)
         offs_l = l0 + cols
-        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, _tile8(y0, y1, y2, y3, y4, y5, y6, y7).to(y_ptr.dtype.element_ty),
+        tl.store(y_base[:, None] + offs_l[None, :] * sy_l, y_tile.to(y_ptr.dtype.element_ty),
                  mask=dmask[:, None] & (offs_l[None, :] < length))
         u0, u1, u2, u3, u4, u5, u6, u7 = v0, v1, v2, v3, v4, v5, v6, v7
         d0, d1, d2, d3, d4, d5, d6, d7 = e0, e1, e2, e3, e4, e5, e6, e7
 
 
-def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, tile=False, **_):
+def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, tile=False, out=None):
     batch, dim, length = u.shape
-    y = torch.empty_like(u)
+    y = torch.empty_like(u) if out is None else out
     _pkernel[(batch, triton.cdiv(dim, block_d))](
         u, delta, A, B, C, D, delta_bias, y, dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(),
         *C.stride(), *y.stride(), BLOCK_D=block_d, PF=pf and not _INTERPRET, FAST=not _INTERPRET,
@@ -346,9 +329,9 @@ def scan_p(u, delta, A, B, C, D, delta_bias, block_d=64, pf=True, num_warps=1, t
 
 
 def scan_x(u, delta, A, B, C, D, delta_bias, block_d=32, segments=1, u_tile=True, pf=True, pf_u=False,
-           num_warps=1, **_):
+           num_warps=1, out=None):
     batch, dim, length = u.shape
-    y = torch.empty_like(u)
+    y = torch.empty_like(u) if out is None else out
     seg = max(8, triton.cdiv(triton.cdiv(length, segments), 8) * 8)
     nseg = triton.cdiv(length, seg)
     summ = torch.empty((batch, nseg, 9, dim), device=u.device, dtype=torch.float32)
@@ -367,30 +350,48 @@ def scan_x(u, delta, A, B, C, D, delta_bias, block_d=32, segments=1, u_tile=True
 
 # (label, function, kwargs): library default first
 CONFIGS = [("library seq (64, 8, 1)", None, None),
-           ("register pipeline, 64 channels", "p", dict(block_d=64)),
-           ("register pipeline, u/delta as tiles, 64 channels", "p", dict(block_d=64, tile=True)),
-           ("register pipeline, u/delta as tiles, 32 channels", "p", dict(block_d=32, tile=True)),
-           ("register pipeline, u/delta as tiles, 128 channels, 2 warps", "p", dict(block_d=128, tile=True,
-                                                                                   num_warps=2)),
-           ("register pipeline, u/delta as tiles, 64 channels, no B/C prefetch", "p", dict(block_d=64, tile=True,
-                                                                                          pf=False))]
-_FN = {"p": lambda **kw: scan_p(**kw), "x": lambda **kw: scan_x(**kw)}
+           ("register pipeline, 64 channels", scan_p, dict(block_d=64)),
+           ("register pipeline, u/delta as tiles, 64 channels", scan_p, dict(block_d=64, tile=True)),
+           ("register pipeline, u/delta as tiles, 32 channels", scan_p, dict(block_d=32, tile=True)),
+           ("register pipeline, u/delta as tiles, 128 channels, 2 warps", scan_p, dict(block_d=128, tile=True,
+                                                                                      num_warps=2)),
+           ("register pipeline, u/delta as tiles, 64 channels, no B/C prefetch", scan_p, dict(block_d=64, tile=True,
+                                                                                             pf=False))]
+# --segments: the first experiment (docs/benchmarks.md, "The profile's three suspects tested together")
+SEGMENT_CONFIGS = [
+    ("one segment, u per step, all prefetched (the library's structure)", scan_x,
+     dict(block_d=64, segments=1, u_tile=False, pf=True, pf_u=True)),
+    ("one segment, u as coalesced tile, u not prefetched", scan_x,
+     dict(block_d=64, segments=1, u_tile=True, pf=True, pf_u=False)),
+    ("one segment, u tile, 32 channels per program", scan_x,
+     dict(block_d=32, segments=1, u_tile=True, pf=True, pf_u=False)),
+    ("2 segments, u tile, 32 channels", scan_x, dict(block_d=32, segments=2, u_tile=True, pf=True, pf_u=False)),
+    ("4 segments, u tile, 32 channels", scan_x, dict(block_d=32, segments=4, u_tile=True, pf=True, pf_u=False)),
+    ("8 segments, u tile, 32 channels", scan_x, dict(block_d=32, segments=8, u_tile=True, pf=True, pf_u=False)),
+    ("4 segments, u tile, 32 channels, no prefetch", scan_x,
+     dict(block_d=32, segments=4, u_tile=True, pf=False, pf_u=False)),
+    ("4 segments, u per step, 32 channels, all prefetched", scan_x,
+     dict(block_d=32, segments=4, u_tile=False, pf=True, pf_u=True)),
+    ("4 segments, u tile, 64 channels", scan_x, dict(block_d=64, segments=4, u_tile=True, pf=True, pf_u=False)),
+]
 
 
-def check(device):
+def _experiment_inputs(inp):
+    # the experiment kernels' arguments: MambaVision's options (softplus always on, no z)
+    return {k: v for k, v in inp.items() if k not in ("z", "delta_softplus")}
+
+
+def check(device, configs):
     worst = 0.0
     for (b, d, L, dt, lay) in [(2, 40, 7, torch.float32, True), (1, 70, 49, torch.float16, False),
                                (2, 8, 196, torch.float32, False), (1, 160, 196, torch.float16, True),
                                (1, 8, 1, torch.float32, True)]:
-        inp = make_inputs(b, d, L, dt, device, big=(L == 49), model_layout=lay)
-        inp.pop("z"), inp.pop("delta_softplus")
+        inp = _experiment_inputs(make_inputs(b, d, L, dt, device, big=(L == 49), model_layout=lay))
         ref = scan_f64(**inp, delta_softplus=True)
-        for label, fn, kw in CONFIGS[1:]:
-            y = _FN[fn](**inp, **kw)
-            err = ((y.double() - ref).norm() / ref.norm()).item()
-            tol = 1e-5 if dt == torch.float32 else 2e-3
-            worst = max(worst, err / tol)
-            if not (math.isfinite(err) and err < tol):
+        for label, fn, kw in configs[1:]:
+            err, ok = check_output(fn(**inp, **kw, out=poisoned(inp["u"])), ref, dt)
+            worst = max(worst, err / TOL[dt])
+            if not ok:
                 print(f"FAIL {label} {b}x{d}x{L} {dt}: {err:.2e}", flush=True)
                 return False
     print(f"correctness: all passed (worst error / tolerance {worst:.2f})", flush=True)
@@ -399,10 +400,18 @@ def check(device):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--check", action="store_true", help="only the correctness checks against float64")
+    ap.add_argument("--segments", action="store_true",
+                    help="also the segment kernel's configurations (the first experiment, _xkernel)")
     args = ap.parse_args()
+    configs = CONFIGS + (SEGMENT_CONFIGS if args.segments else [])
     device = "cpu" if _INTERPRET else "cuda"
-    ok = check(device)
+    if _INTERPRET:  # the interpreter's scalar loop bounds under numpy >= 2.3 (tests/_triton_interp.py)
+        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+        import _triton_interp
+
+        _triton_interp.fix_scalar_index()
+    ok = check(device, configs)
     if args.check or not ok:
         sys.exit(0 if ok else 1)
     from scan import device_time_ms
@@ -411,16 +420,17 @@ def main():
 
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}")
     print("| config | layout | 160x196 b128 | 160x196 b256 | 320x49 b128 | 320x49 b256 |  (fp16 device time, us)")
-    for (label, fn, kw), layout in itertools.product(CONFIGS, ("model", "contiguous")):
+    for (label, fn, kw), layout in itertools.product(configs, ("model", "contiguous")):
         cells = []
         for (dim, L) in ((160, 196), (320, 49)):
             for b in (128, 256):
                 def make():
                     inp = make_inputs(b, dim, L, torch.float16, device, model_layout=layout == "model")
-                    if kw is None:
-                        return lambda: selective_scan_triton(**inp)
-                    inp.pop("z"), inp.pop("delta_softplus")
-                    return lambda: _FN[fn](**inp, **kw)
+                    if fn is None:  # the library's sequential kernel at its (64, 8, 1) tile, not 'auto'
+                        return lambda: selective_scan_triton(**inp, variant="seq", block_d=64, block_l=8,
+                                                             num_warps=1)
+                    inp = _experiment_inputs(inp)
+                    return lambda: fn(**inp, **kw)
                 ms = device_time_ms(make, scan_bytes(b, dim, L, torch.float16), reps=10)
                 cells.append(f"{ms * 1e3:.1f}")
         print(f"| {label} | {layout} | " + " | ".join(cells) + " |", flush=True)

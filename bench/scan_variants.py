@@ -1,6 +1,6 @@
 """The N = 8 scan kernels side by side: 'auto''s candidates (scan_tune.CANDIDATES) and what it picks; with --extra
 also the kernels dropped from the candidates (pipe 64 tile, lanes 2 x 16, lanes 4 x 8), with --cuda the CUDA C++
-experiments (bench/scan_cuda.py: 'staged' and 'lean'; needs nvcc).
+experiments (bench/scan_cuda.py: 'staged' and 'lean', or those named after --cuda; needs nvcc).
 
 One CUDA run: correctness of every candidate against float64 (poisoned outputs; fp32/fp16/bf16, with and without
 D, z, delta_bias, large delta, both layouts, ragged D and L, L = 1), then device times at MambaVision-T's scan
@@ -9,11 +9,11 @@ shapes, batch 128 and 256, fp16, on the model's strided layout and on contiguous
 
     python bench/scan_variants.py
     python bench/scan_variants.py --batches 128 --layouts contiguous
-    python bench/scan_variants.py --kernels 0 1 2 --no-auto --cuda   # with the CUDA C++ experiment
+    python bench/scan_variants.py --kernels 0 1 2 --no-auto --cuda   # with the CUDA C++ experiments
+    python bench/scan_variants.py --kernels 0 1 2 --no-auto --cuda staged   # with the staged one only
 """
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -24,10 +24,10 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from scan import (MAMBA_SSM_MS, TOL, copy_bandwidth, correctness_cases, device_time_ms, make_inputs,  # noqa: E402
-                  scan_bytes, scan_f64)
+from scan import (check_output, copy_bandwidth, correctness_cases, device_time_ms, make_inputs,  # noqa: E402
+                  poisoned, scan_bytes, scan_f64, vs_mamba_ssm)
 
-import scan_cuda  # noqa: E402  (the CUDA C++ experiment, timed beside the Triton kernels where nvcc is found)
+import scan_cuda  # noqa: E402  (the CUDA C++ experiments, timed beside the Triton kernels with --cuda)
 
 from edgemv.ops import scan_tune  # noqa: E402
 from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
@@ -61,8 +61,16 @@ def main():
     ap.add_argument("--kernels", nargs="*", type=int, help="indices into scan_tune.CANDIDATES (default: all)")
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--extra", action="store_true", help="also the kernels dropped from 'auto''s candidates")
-    ap.add_argument("--cuda", action="store_true", help="also the CUDA C++ experiment (bench/scan_cuda.py; nvcc)")
+    ap.add_argument("--cuda", nargs="*", metavar="KERNEL",
+                    help=f"also the CUDA C++ experiments (bench/scan_cuda.py; needs nvcc): those named, of "
+                         f"{', '.join(scan_cuda.KERNELS)}, each with every split (default: all)")
     args = ap.parse_args()
+    if args.cuda is not None:
+        unknown = [k for k in args.cuda if k not in scan_cuda.KERNELS]
+        if unknown:
+            ap.error(f"--cuda: unknown kernel(s) {', '.join(unknown)}; choose from {', '.join(scan_cuda.KERNELS)}")
+        if not scan_cuda.available():
+            ap.error("--cuda needs a CUDA device and nvcc (EDGEMV_NVCC, CUDA_HOME or the PATH)")
     import triton
 
     os.environ.setdefault("EDGEMV_CACHE_DIR", tempfile.mkdtemp())  # 'auto' tunes afresh in this run
@@ -72,7 +80,7 @@ def main():
     kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
                                                    else args.kernels)]
     cuda_kernels = [("cuda", {"kernel": k, "split": s}) for k, splits in scan_cuda.SPLITS.items()
-                    for s in splits] if args.cuda and scan_cuda.available() else []
+                    if args.cuda is not None and (not args.cuda or k in args.cuda) for s in splits]
     if args.extra:
         kernels += list(EXTRA)
     kernels += cuda_kernels + ([] if args.no_auto else [("auto", {})])
@@ -89,10 +97,9 @@ def main():
             inp = make_inputs(b, dim, L, dt, "cuda", big, hd, hz, hb, lay, gen=g)
             inputs[case] = (inp, scan_f64(**inp))
         inp, ref = inputs[case]
-        out = torch.full((b, dim, L), float("nan"), dtype=dt, device="cuda")
+        out = poisoned(inp["u"])
         _run(variant, opts, inp, out)
-        err = ((out.double() - ref).norm() / ref.norm()).item()
-        ok = math.isfinite(err) and err < TOL[dt]
+        err, ok = check_output(out, ref, dt)
         fails += not ok
         worst[dt] = max(worst.get(dt, 0.0), err)
         if not ok:
@@ -120,8 +127,7 @@ def main():
                     pick = ""
                     if variant == "auto":
                         inp = make_inputs(b, dim, L, dt, "cuda", model_layout=layout == "model")
-                        inp.pop("delta_softplus")
-                        v, o = scan_tune.choose(None, **inp, delta_softplus=True)
+                        v, o = scan_tune.choose(None, **{name: t for name, t in inp.items() if name != "A"})
                         pick = _label(v, o)
                     gbs = nbytes / (ms * 1e-3) / 1e9
                     rows.append((layout, dim, L, b, _label(variant, opts) + (f" -> {pick}" if pick else ""), ms,
@@ -131,8 +137,7 @@ def main():
     print("\n| layout | D x L | batch | kernel | device time (us) | % of copy | vs mamba_ssm b128 |")
     print("|---|---|---|---|---|---|---|")
     for layout, dim, L, b, label, ms, gbs in rows:
-        bar = MAMBA_SSM_MS.get((dim, L))
-        sp = f"{bar / ms:.1f}x" if b == 128 and bar else ""
+        sp = vs_mamba_ssm(dim, L, b, "float16", ms)
         print(f"| {layout} | {dim} x {L} | {b} | {label} | {ms * 1e3:.1f} | {100 * gbs / copy_gbs:.1f}% | {sp} |")
     print(f"\n{name}; copy {copy_gbs:.0f} GB/s; {time.time() - t0:.0f}s")
     return 1 if fails else 0
