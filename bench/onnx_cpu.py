@@ -79,7 +79,9 @@ def main():
                     help="skip the INT8 graph with conv output quantizers (make_recipe(conv_output=True))")
     ap.add_argument("--no-fold", action="store_true", help="do not fold BatchNorm into the convs before exporting")
     ap.add_argument("--reuse", action="store_true",
-                    help="time fp32.onnx and int8.onnx already in --out-dir (from an earlier run) without exporting")
+                    help="time fp32.onnx and int8.onnx (int8co.onnx where there, fp32_chunked.onnx with "
+                         "--fp32-chunked) already in --out-dir, from an earlier run, without building or exporting "
+                         "anything; no PyTorch rows")
     ap.add_argument("--opset", type=int, default=None, help="ONNX opset of every graph (default: edgemv.export's)")
     ap.add_argument("--scan-decomposition", default=None, choices=["doubling", "chunked"],
                     help="plain-op form of the scan in every graph (default: edgemv.export's)")
@@ -94,6 +96,17 @@ def main():
                     help="then time each graph alone for N runs, ORT's default options (spinning)")
     args = ap.parse_args()
     if args.reuse:
+        if not args.out_dir:
+            ap.error("--reuse times the graphs of an earlier run: give its folder with --out-dir")
+        export_opts = [flag for flag, given in (("--int8-run", args.int8_run), ("--no-fold", args.no_fold),
+                                                ("--opset", args.opset is not None),
+                                                ("--scan-decomposition", args.scan_decomposition)) if given]
+        if export_opts:
+            ap.error(f"--reuse exports nothing: {', '.join(export_opts)} would have no effect")
+        needed = ("fp32.onnx", "int8.onnx") + (("fp32_chunked.onnx",) if args.fp32_chunked else ())
+        missing = [name for name in needed if not (Path(args.out_dir) / name).is_file()]
+        if missing:
+            ap.error(f"--reuse: {', '.join(missing)} not in {args.out_dir}")
         args.skip_torch = True  # PyTorch needs the models, which --reuse does not build
 
     import onnx
@@ -109,10 +122,15 @@ def main():
     out_dir = Path(args.out_dir or tempfile.mkdtemp(prefix="edgemv-bench-"))
     from edgemv.quantize.fold import fold_batchnorm
 
-    src = load_source(None, args.variant, "random")
-    if not args.no_fold:  # the deployment form, for FP32 as for INT8 (ORT would fold FP32's BNs itself)
-        fold_batchnorm(src.model.eval())
-    x = torch.randn(1, *src.input_size)
+    if args.reuse:  # the input size of the graphs themselves
+        dims = onnx.load(str(out_dir / "fp32.onnx"), load_external_data=False).graph.input[0].type.tensor_type
+        input_size = tuple(d.dim_value for d in dims.shape.dim[1:])
+    else:
+        src = load_source(None, args.variant, "random")
+        if not args.no_fold:  # the deployment form, for FP32 as for INT8 (ORT would fold FP32's BNs itself)
+            fold_batchnorm(src.model.eval())
+        input_size = src.input_size
+    x = torch.randn(1, *input_size)
     rows = []
 
     def log(s):
@@ -136,17 +154,18 @@ def main():
             return SimpleNamespace(path=str(path), nodes=nodes, file_bytes=path.stat().st_size, checks=[])
 
         fp32, int8 = existing("fp32.onnx"), existing("int8.onnx")
-        int8co = existing("int8co.onnx") if (out_dir / "int8co.onnx").exists() else None
+        use_co = not args.no_conv_output and (out_dir / "int8co.onnx").exists()
+        int8co = existing("int8co.onnx") if use_co else None
         fp32c = existing("fp32_chunked.onnx") if args.fp32_chunked else None
-    t = time.perf_counter()
     xopts = dict(opset=args.opset, scan_decomposition=args.scan_decomposition)
     if not args.reuse:
+        t = time.perf_counter()
         fp32 = export_model(src, out=out_dir / "fp32.onnx", trt_build=False, parity_images=1, log=log, **xopts)
         fp32c = None
         if args.fp32_chunked:
             fp32c = export_model(src, out=out_dir / "fp32_chunked.onnx", trt_build=False, parity_images=1, log=log,
                                  opset=args.opset, scan_decomposition="chunked")
-    log(f"fp32 export+checks {time.perf_counter() - t:.0f} s")
+        log(f"fp32 export+checks {time.perf_counter() - t:.0f} s")
 
     if args.reuse:
         pass
@@ -189,17 +208,17 @@ def main():
     ort_form, folded = dequantize_weights_for_ort(onnx.load(int8.path))
     log(f"ORT-only form: {folded} Conv/Gemm weight dequantizers folded")
     xn = x.numpy()
+    graphs = [("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
+              ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form, len(ort_form.graph.node))]
+    if int8co is not None:
+        graphs.append(("INT8 Q/DQ + conv output quantizers", int8co.path, int8co.nodes))
+    if fp32c is not None:
+        graphs.append(("FP32, chunked scan (reference)", fp32c.path, fp32c.nodes))
+    for extra in args.extra_graph:
+        graphs.append((f"{extra}", extra, len(onnx.load(extra, load_external_data=False).graph.node)))
     ratios, alone_ratios = [], []
     for level in args.levels.split(","):
         sessions = []
-        graphs = [("FP32", fp32.path, fp32.nodes), ("INT8 Q/DQ", int8.path, int8.nodes),
-                  ("INT8 Q/DQ, Conv/Gemm weights pre-dequantized (ORT-only form)", ort_form, len(ort_form.graph.node))]
-        if int8co is not None:
-            graphs.append(("INT8 Q/DQ + conv output quantizers", int8co.path, int8co.nodes))
-        if fp32c is not None:
-            graphs.append(("FP32, chunked scan (reference)", fp32c.path, fp32c.nodes))
-        for extra in args.extra_graph:
-            graphs.append((f"{extra}", extra, len(onnx.load(extra, load_external_data=False).graph.node)))
         for name, model, nodes in graphs:
             sess = ort_session(model, threads=args.threads, optimization=level, spinning=args.spinning)
             inp = sess.get_inputs()[0].name
