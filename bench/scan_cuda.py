@@ -36,7 +36,7 @@ __all__ = ["available", "cxx", "selective_scan_cuda", "selective_scan_lean_cpu",
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 KERNELS = {"staged": "selective_scan_fwd.cu", "lean": "selective_scan_lean.cu"}
-SPLITS = {"staged": (1, 2, 4), "lean": (1, 2)}  # threads per channel in the scan
+SPLITS = {"staged": (1, 2, 4), "lean": (1, 2, 4)}  # threads per channel in the scan
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
@@ -97,12 +97,12 @@ def _check_params(lib):
 
 
 @functools.lru_cache(maxsize=None)
-def _library(arch: str, kernel: str):
+def _library(arch: str, kernel: str, defines: tuple = ()):
     nvcc = _nvcc()
     if nvcc is None:
         raise RuntimeError("the CUDA scan kernels need nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
-    path = _build(nvcc, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"],
-                  os.path.join(HERE, KERNELS[kernel]), f"{kernel}_{arch}")
+    path = _build(nvcc, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"]
+                  + [f"-D{d}" for d in defines], os.path.join(HERE, KERNELS[kernel]), f"{kernel}_{arch}")
     lib = ctypes.CDLL(path)
     _check_params(lib)
     if kernel == "staged":
@@ -165,8 +165,9 @@ def _prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, int32_off
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        kernel="staged", split=2):
-    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides."""
+                        kernel="staged", split=2, defines=()):
+    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides. ``defines``:
+    ("NAME=VALUE", ...) for the build (the lean kernel's LEAN_* knobs; each set is its own library)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
     if split not in SPLITS[kernel]:
@@ -175,7 +176,7 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     if y.numel() == 0:
         return y
     major, minor = torch.cuda.get_device_capability(u.device)
-    lib = _library(f"sm_{major}{minor}", kernel)
+    lib = _library(f"sm_{major}{minor}", kernel, tuple(defines))
     stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
     with torch.cuda.device(u.device):
         if kernel == "staged":

@@ -44,7 +44,7 @@ def scan_cuda(tmp_path_factory):
     return _scan_cuda
 
 
-@pytest.mark.parametrize("split", [1, 2])
+@pytest.mark.parametrize("split", [1, 2, 4])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
 def test_lean_kernel_logic_on_cpu(scan_cuda, case, split):
     b, d, L, big, has_d, has_z, has_bias, softplus, layout, y_t = case

@@ -26,6 +26,25 @@ namespace {
 
 constexpr int T = 32;  // steps per chunk
 constexpr int WARP = 32;
+// Build-time knobs (bench/scan_lean_sweep.py tries others): the minimum blocks per SM the register allocation must
+// allow for SPLIT 1, 2, 4 (a one-warp block's registers bound how many are resident; 160 x 196 batch 128 needs 5, 10
+// or 20 per SM), and the unrolling of a full chunk's scan (32: every shared-memory offset is a constant).
+#ifndef LEAN_MIN_BLOCKS_1
+#define LEAN_MIN_BLOCKS_1 8
+#endif
+#ifndef LEAN_MIN_BLOCKS_2
+#define LEAN_MIN_BLOCKS_2 12
+#endif
+#ifndef LEAN_MIN_BLOCKS_4
+#define LEAN_MIN_BLOCKS_4 24
+#endif
+#ifndef LEAN_SCAN_UNROLL
+#define LEAN_SCAN_UNROLL 32
+#endif
+constexpr int kScanUnroll = LEAN_SCAN_UNROLL;
+template <int SPLIT> constexpr int min_blocks() {
+  return SPLIT == 1 ? LEAN_MIN_BLOCKS_1 : SPLIT == 2 ? LEAN_MIN_BLOCKS_2 : LEAN_MIN_BLOCKS_4;
+}
 
 // Where this lane's element i of a (CH channels, T steps) tile lies. l_major (the tensor is contiguous along L):
 // lanes run along the steps, element i is channel i; otherwise lanes run along the channels (WARP / CH steps per
@@ -81,17 +100,89 @@ __device__ __forceinline__ void load_chunk(const Params& p, int64_t bat, int c0,
   }
 }
 
+// Staging: this lane's share of the chunk's raw delta -> delta + bias (softplus'd), into s_x[t][c].x, once per
+// element (not once per scanning lane); u -> s_x[t][c].y. L_MAJOR: lanes along the steps (element i is channel i).
+template <typename E, int CH, bool L_MAJOR, bool SOFTPLUS>
+__device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE], float* s_xw, int row_words,
+                                            const float* s_bias, int lane) {
+  using M = TileMap<CH>;
+  int so = 2 * (M::t(L_MAJOR, lane, 0) * row_words / 2 + M::c(L_MAJOR, lane, 0));
+  const int step = L_MAJOR ? 2 : M::ROWS * row_words;
+  const float lane_bias = s_bias[lane % CH];
+#pragma unroll
+  for (int i = 0; i < M::PER_LANE; ++i) {
+    float d = to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias);
+    if (SOFTPLUS) d = softplus(d);
+    s_xw[so] = d;
+    so += step;
+  }
+}
+
+template <typename E, int CH, bool L_MAJOR>
+__device__ __forceinline__ void stage_u(const E (&u)[TileMap<CH>::PER_LANE], float* s_xw, int row_words, int lane) {
+  using M = TileMap<CH>;
+  int so = 2 * (M::t(L_MAJOR, lane, 0) * row_words / 2 + M::c(L_MAJOR, lane, 0)) + 1;
+  const int step = L_MAJOR ? 2 : M::ROWS * row_words;
+#pragma unroll
+  for (int i = 0; i < M::PER_LANE; ++i) {
+    s_xw[so] = to_f(u[i]);
+    so += step;
+  }
+}
+
+template <int SPLIT> __device__ __forceinline__ float sum_parts(const float* y);  // the SPLIT partial sums of y
+template <> __device__ __forceinline__ float sum_parts<1>(const float* y) { return y[0]; }
+template <> __device__ __forceinline__ float sum_parts<2>(const float* y) {
+  const float2 v = *reinterpret_cast<const float2*>(y);
+  return v.x + v.y;
+}
+template <> __device__ __forceinline__ float sum_parts<4>(const float* y) {
+  const float4 v = *reinterpret_cast<const float4*>(y);
+  return (v.x + v.y) + (v.z + v.w);
+}
+
+// Storing: y = sum of the partial sums + D u (times silu(z)), lanes along y's contiguous axis. FAST: a full chunk
+// of a full channel block without z (no checks); otherwise every element is checked against c_lim and t_lim.
+template <typename E, int SPLIT, bool L_MAJOR, bool FAST>
+__device__ __forceinline__ void store_y(const Params& p, int64_t bat, int c0, int t0, int lane, int c_lim, int t_lim,
+                                        const float* s_y, const float2* s_x, const float* s_D) {
+  constexpr int CH = WARP / SPLIT, ROWX = CH + 1, ROWY = WARP + SPLIT;
+  using M = TileMap<CH>;
+  E* yb = static_cast<E*>(p.y) + bat * p.sy_b + c0 * p.sy_d + t0 * p.sy_l;
+  int go = L_MAJOR ? lane * (int)p.sy_l : (lane % CH) * (int)p.sy_d + (lane / CH) * (int)p.sy_l;
+  const int gs = L_MAJOR ? (int)p.sy_d : M::ROWS * (int)p.sy_l;
+  const E* zb = static_cast<const E*>(p.z) + bat * p.sz_b + c0 * p.sz_d + t0 * p.sz_l;
+  int zo = L_MAJOR ? lane * (int)p.sz_l : (lane % CH) * (int)p.sz_d + (lane / CH) * (int)p.sz_l;
+  const int zs = L_MAJOR ? (int)p.sz_d : M::ROWS * (int)p.sz_l;
+  const float lane_d = s_D[lane % CH];
+#pragma unroll
+  for (int i = 0; i < M::PER_LANE; ++i) {
+    const int c = M::c(L_MAJOR, lane, i), t = M::t(L_MAJOR, lane, i);
+    if (FAST || (c < c_lim && t < t_lim)) {
+      float v = sum_parts<SPLIT>(&s_y[t * ROWY + c * SPLIT]) + (L_MAJOR ? s_D[i] : lane_d) * s_x[t * ROWX + c].y;
+      if (!FAST && p.has_z) {
+        const float zz = to_f(zb[zo]);
+        v *= zz / (1.0f + __expf(-zz));
+      }
+      yb[go] = from_f<E>(v);
+    }
+    go += gs;
+    zo += zs;
+  }
+}
+
 template <typename E, int SPLIT>
-__global__ void __launch_bounds__(WARP) scan_n8_lean_kernel(Params p) {
+__global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel(Params p) {
   constexpr int CH = WARP / SPLIT;  // channels per block
   constexpr int K = N / SPLIT;      // states per lane
-  constexpr int ROW = CH + 1;       // a shared-memory row (one step) of CH channels, padded against bank conflicts
-  using M = TileMap<CH>;
-  __shared__ float s_u[T * ROW];   // the chunk's u, [t][c]
-  __shared__ float s_dt[T * ROW];  // the chunk's raw delta, [t][c]
-  __shared__ float s_y[T * ROW];   // the chunk's y, [t][c]
+  constexpr int ROWX = CH + 1;      // s_x row (one step) in float2, padded against bank conflicts
+  constexpr int ROWY = WARP + SPLIT;  // s_y row in floats, padded so the vector reads of the store are conflict-free
+  static_assert(K == 2 || K % 4 == 0, "B_t, C_t are read as float2 or float4");
+  __shared__ __align__(16) float2 s_x[T * ROWX];  // the chunk's (delta, u), [t][c]; delta biased and softplus'd
+  __shared__ __align__(16) float s_y[T * ROWY];   // the chunk's partial y, [t][c * SPLIT + part]
   __shared__ __align__(16) float s_B[T][N];
   __shared__ __align__(16) float s_C[T][N];
+  __shared__ float s_bias[CH], s_D[CH];
 
   const int64_t bat = blockIdx.y;
   const int c0 = blockIdx.x * CH;
@@ -100,23 +191,49 @@ __global__ void __launch_bounds__(WARP) scan_n8_lean_kernel(Params p) {
   const int cc = min(c0 + ch, (int)p.dim - 1);
   const bool full_c = c0 + CH <= p.dim;
   const int c_lim = (int)p.dim - c0;
-  const bool has_z = p.has_z, softplus_on = p.softplus;
+  const bool softplus_on = p.softplus;
   const bool u_l = p.su_l == 1, dt_l = p.sdt_l == 1 || p.sdt_d != 1, y_l = p.sy_l == 1;
+  float* s_xw = reinterpret_cast<float*>(s_x);
 
+  if (lane < CH) {
+    const int c = min(c0 + lane, (int)p.dim - 1);
+    s_bias[lane] = p.has_bias ? p.bias[c] : 0.0f;
+    s_D[lane] = p.has_d ? p.D[c] : 0.0f;
+  }
   float a[K], h[K];
 #pragma unroll
   for (int j = 0; j < K; ++j) {
     a[j] = p.A[cc * p.sA_d + (part * K + j) * p.sA_n] * 1.4426950408889634f;
     h[j] = 0.0f;
   }
-  const float dskip = (p.has_d && part == 0) ? p.D[cc] : 0.0f;  // D u once per channel
-  const float dbias = p.has_bias ? p.bias[cc] : 0.0f;
-  // shared-memory index of this lane's element i of a tile, as a start and a step
-  auto smem_start = [&](bool l_major) { return M::t(l_major, lane, 0) * ROW + M::c(l_major, lane, 0); };
-  auto smem_step = [&](bool l_major) { return l_major ? 1 : M::ROWS * ROW; };
-  const int su0 = smem_start(u_l), sus = smem_step(u_l);
-  const int sd0 = smem_start(dt_l), sds = smem_step(dt_l);
-  const int sy0 = smem_start(y_l), sys = smem_step(y_l);
+  __syncwarp();
+
+  // one step of this lane's K states: its partial y_t goes to s_y
+  auto step = [&](int t) {
+    const float2 x = s_x[t * ROWX + ch];
+    const float du = x.x * x.y;
+    float bb[K], kk[K];
+#pragma unroll
+    for (int j = 0; j < K; j += (K == 2 ? 2 : 4)) {  // broadcasts of B_t, C_t
+      if (K == 2) {
+        const float2 bv = *reinterpret_cast<const float2*>(&s_B[t][part * K]);
+        const float2 kv = *reinterpret_cast<const float2*>(&s_C[t][part * K]);
+        bb[0] = bv.x; bb[1] = bv.y; kk[0] = kv.x; kk[1] = kv.y;
+      } else {
+        const float4 bv = *reinterpret_cast<const float4*>(&s_B[t][part * K + j]);
+        const float4 kv = *reinterpret_cast<const float4*>(&s_C[t][part * K + j]);
+        bb[j] = bv.x; bb[j + 1] = bv.y; bb[j + 2] = bv.z; bb[j + 3] = bv.w;
+        kk[j] = kv.x; kk[j + 1] = kv.y; kk[j + 2] = kv.z; kk[j + 3] = kv.w;
+      }
+    }
+    float y = 0.0f;
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      h[j] = fmaf(ex2(x.x * a[j]), h[j], du * bb[j]);
+      y = fmaf(h[j], kk[j], y);
+    }
+    s_y[t * ROWY + lane] = y;
+  };
 
   Chunk<E, CH> k;
   if (full_c && T <= p.length) load_chunk<E, CH, false>(p, bat, c0, 0, lane, u_l, dt_l, k);
@@ -124,16 +241,14 @@ __global__ void __launch_bounds__(WARP) scan_n8_lean_kernel(Params p) {
 
   for (int t0 = 0; t0 < p.length; t0 += T) {
     const int t_lim = (int)p.length - t0;
-    // 1. stage the chunk as fp32
+    // 1. stage the chunk as fp32: delta once per element, B_t and C_t one step per lane
+    if (dt_l && softplus_on) stage_delta<E, CH, true, true>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
+    else if (dt_l) stage_delta<E, CH, true, false>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
+    else if (softplus_on) stage_delta<E, CH, false, true>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
+    else stage_delta<E, CH, false, false>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
+    if (u_l) stage_u<E, CH, true>(k.u, s_xw, 2 * ROWX, lane);
+    else stage_u<E, CH, false>(k.u, s_xw, 2 * ROWX, lane);
     {
-      int so = su0, sd = sd0;
-#pragma unroll
-      for (int i = 0; i < M::PER_LANE; ++i) {
-        s_u[so] = to_f(k.u[i]);
-        s_dt[sd] = to_f(k.dt[i]);
-        so += sus;
-        sd += sds;
-      }
       float bv[N], cv[N];
 #pragma unroll
       for (int n = 0; n < N; ++n) { bv[n] = to_f(k.b[n]); cv[n] = to_f(k.c[n]); }
@@ -148,64 +263,23 @@ __global__ void __launch_bounds__(WARP) scan_n8_lean_kernel(Params p) {
       if (full_c && t0 + 2 * T <= p.length) load_chunk<E, CH, false>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
       else load_chunk<E, CH, true>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
     }
-    // 3. scan: this lane's channel and K states, T steps (past the end: delta 0, the state does not change)
-#pragma unroll 4
-    for (int t = 0; t < T; ++t) {
-      float d = s_dt[t * ROW + ch] + dbias;
-      if (softplus_on) d = softplus(d);
-      if (t >= t_lim) d = 0.0f;
-      const float uu = s_u[t * ROW + ch];
-      float bb[K], kk[K];
-#pragma unroll
-      for (int j = 0; j < K; j += 4) {  // float4 broadcasts of B_t, C_t
-        const float4 bv = *reinterpret_cast<const float4*>(&s_B[t][part * K + j]);
-        const float4 kv = *reinterpret_cast<const float4*>(&s_C[t][part * K + j]);
-        bb[j] = bv.x; bb[j + 1] = bv.y; bb[j + 2] = bv.z; bb[j + 3] = bv.w;
-        kk[j] = kv.x; kk[j + 1] = kv.y; kk[j + 2] = kv.z; kk[j + 3] = kv.w;
-      }
-      const float du = d * uu;
-      float y = dskip * uu;
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        h[j] = fmaf(ex2(d * a[j]), h[j], du * bb[j]);
-        y = fmaf(h[j], kk[j], y);
-      }
-      if (SPLIT == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
-      if (part == 0) s_y[t * ROW + ch] = y;
+    // 3. scan: fully unrolled over a full chunk (shared-memory offsets are constants); the last chunk's t_lim steps
+    // in a loop (no padded steps)
+    if (t_lim >= T) {
+#pragma unroll kScanUnroll
+      for (int t = 0; t < T; ++t) step(t);
+    } else {
+#pragma unroll 1
+      for (int t = 0; t < t_lim; ++t) step(t);
     }
     __syncwarp();
-    // 4. store y (and silu(z)), lanes along y's contiguous axis; the checks only in the last chunk or block
-    {
-      E* yb = static_cast<E*>(p.y) + bat * p.sy_b + c0 * p.sy_d + t0 * p.sy_l;
-      int so = sy0;
-      int go = y_l ? lane * (int)p.sy_l : (lane % CH) * (int)p.sy_d + (lane / CH) * (int)p.sy_l;
-      const int gs = y_l ? (int)p.sy_d : M::ROWS * (int)p.sy_l;
-      if (full_c && t_lim >= T && !has_z) {
-#pragma unroll 8
-        for (int i = 0; i < M::PER_LANE; ++i) {
-          yb[go] = from_f<E>(s_y[so]);
-          so += sys;
-          go += gs;
-        }
-      } else {
-        const E* zb = static_cast<const E*>(p.z) + bat * p.sz_b + c0 * p.sz_d + t0 * p.sz_l;
-        int zo = y_l ? lane * (int)p.sz_l : (lane % CH) * (int)p.sz_d + (lane / CH) * (int)p.sz_l;
-        const int zs = y_l ? (int)p.sz_d : M::ROWS * (int)p.sz_l;
-        for (int i = 0; i < M::PER_LANE; ++i) {
-          const int c = M::c(y_l, lane, i), t = M::t(y_l, lane, i);
-          if (c < c_lim && t < t_lim) {
-            float v = s_y[so];
-            if (has_z) {
-              const float zz = to_f(zb[zo]);
-              v *= zz / (1.0f + __expf(-zz));
-            }
-            yb[go] = from_f<E>(v);
-          }
-          so += sys;
-          go += gs;
-          zo += zs;
-        }
-      }
+    // 4. store y
+    if (full_c && t_lim >= T && !p.has_z) {
+      if (y_l) store_y<E, SPLIT, true, true>(p, bat, c0, t0, lane, c_lim, t_lim, s_y, s_x, s_D);
+      else store_y<E, SPLIT, false, true>(p, bat, c0, t0, lane, c_lim, t_lim, s_y, s_x, s_D);
+    } else {
+      if (y_l) store_y<E, SPLIT, true, false>(p, bat, c0, t0, lane, c_lim, t_lim, s_y, s_x, s_D);
+      else store_y<E, SPLIT, false, false>(p, bat, c0, t0, lane, c_lim, t_lim, s_y, s_x, s_D);
     }
     __syncwarp();  // the next staging overwrites the shared tiles
   }
@@ -220,7 +294,8 @@ extern "C" int edgemv_scan_n8_lean_cpu(const void* params, int split, int batch)
   const int ch = WARP / split;
   dim3 grid{(unsigned)((p->dim + ch - 1) / ch), (unsigned)batch, 1};
   if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 1>(*p); });
-  else emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 2>(*p); });
+  else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 2>(*p); });
+  else emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 4>(*p); });
   return 0;
 }
 #else
@@ -230,11 +305,12 @@ void launch(const Params& p, int split, int batch, cudaStream_t s) {
   const int ch = WARP / split;
   dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
   if (split == 1) scan_n8_lean_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
-  else scan_n8_lean_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
+  else if (split == 2) scan_n8_lean_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
+  else scan_n8_lean_kernel<E, 4><<<grid, WARP, 0, s>>>(p);
 }
 }  // namespace
 
-// dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1 or 2). Returns a cudaError_t. (void* parameter block:
+// dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1, 2 or 4). Returns a cudaError_t. (void* parameter block:
 // see selective_scan_fwd.cu.)
 extern "C" int edgemv_scan_n8_lean(const void* params, int dtype, int split, int batch, void* stream) {
   const Params* p = static_cast<const Params*>(params);
