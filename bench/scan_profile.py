@@ -36,6 +36,8 @@ def main():
                     help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' (the CUDA C++ "
                          "experiments). 'auto' would put its tuning launches among the profiled ones")
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
+    ap.add_argument("--split", type=int, default=2, help="lanes per channel of the CUDA experiments (default 2)")
+    ap.add_argument("--define", nargs="*", default=[], help="build knobs of the CUDA experiments (NAME=VALUE)")
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
                       model_layout=not args.contiguous)
@@ -43,7 +45,8 @@ def main():
         if args.variant in ("cuda", "cuda-lean"):
             import scan_cuda
 
-            scan_cuda.selective_scan_cuda(**inp, kernel="lean" if args.variant == "cuda-lean" else "staged")
+            scan_cuda.selective_scan_cuda(**inp, kernel="lean" if args.variant == "cuda-lean" else "staged",
+                                          split=args.split, defines=tuple(args.define))
         else:
             selective_scan_triton(**inp, variant=args.variant)
     torch.cuda.synchronize()
