@@ -28,7 +28,7 @@ constexpr int T = 32;  // steps per chunk
 constexpr int WARP = 32;
 // Build-time knobs (bench/scan_lean_sweep.py tries others): the minimum blocks per SM the register allocation must
 // allow for SPLIT 1, 2, 4 (a one-warp block's registers bound how many are resident; 160 x 196 batch 128 needs 5, 10
-// or 20 per SM), and the unrolling of a full chunk's scan (32: every shared-memory offset is a constant).
+// or 20 per SM), and how many steps ahead a full chunk's scan reads its operands from shared memory.
 #ifndef LEAN_MIN_BLOCKS_1
 #define LEAN_MIN_BLOCKS_1 8
 #endif
@@ -38,10 +38,10 @@ constexpr int WARP = 32;
 #ifndef LEAN_MIN_BLOCKS_4
 #define LEAN_MIN_BLOCKS_4 24
 #endif
-#ifndef LEAN_SCAN_UNROLL
-#define LEAN_SCAN_UNROLL 32
+#ifndef LEAN_PREFETCH
+#define LEAN_PREFETCH 1
 #endif
-constexpr int kScanUnroll = LEAN_SCAN_UNROLL;
+constexpr int kPrefetch = LEAN_PREFETCH;
 template <int SPLIT> constexpr int min_blocks() {
   return SPLIT == 1 ? LEAN_MIN_BLOCKS_1 : SPLIT == 2 ? LEAN_MIN_BLOCKS_2 : LEAN_MIN_BLOCKS_4;
 }
@@ -56,6 +56,16 @@ struct TileMap {
   __device__ static int c(bool l_major, int lane, int i) { return l_major ? i : lane % CH; }
   __device__ static int t(bool l_major, int lane, int i) { return l_major ? lane : i * ROWS + lane / CH; }
 };
+
+// Shared-memory layouts that keep two consecutive steps side by side, so that the scan reads a pair of steps' operands
+// with one 128-bit load each: (delta_t, u_t, delta_t+1, u_t+1) of a channel, and (X_t,n, X_t+1,n, X_t,n+1, X_t+1,n+1)
+// of B or C. A row of the x tile holds a pair of steps of CH channels, padded by one float4 against bank conflicts.
+template <int CH>
+__device__ __forceinline__ int x_index(int t, int c) { return ((t >> 1) * (CH + 1) + c) * 4 + (t & 1) * 2; }
+// B and C rows (a pair of steps, 2 N floats) are padded to 2 N + 4: the staging's scalar stores (lane = step) would
+// otherwise hit 8-way bank conflicts; the padding keeps the rows 16-byte aligned for the scan's float4 reads.
+constexpr int BC_ROW = 2 * N + 4;
+__device__ __forceinline__ int bc_index(int t, int n) { return (t >> 1) * BC_ROW + n * 2 + (t & 1); }
 
 template <typename E, int CH, bool MASKED>
 __device__ __forceinline__ void load_tile(const E* __restrict__ base, int64_t sd, int64_t sl, bool l_major,
@@ -100,34 +110,28 @@ __device__ __forceinline__ void load_chunk(const Params& p, int64_t bat, int c0,
   }
 }
 
-// Staging: this lane's share of the chunk's raw delta -> delta + bias (softplus'd), into s_x[t][c].x, once per
-// element (not once per scanning lane); u -> s_x[t][c].y. L_MAJOR: lanes along the steps (element i is channel i).
+// Staging: this lane's share of the chunk's raw delta -> delta + bias (softplus'd), once per element (not once per
+// scanning lane), and u, into the x tile. L_MAJOR: lanes along the steps (element i is channel i). The index of
+// element i is a lane-dependent part plus a constant (t's halves and parity split that way for every CH), so the
+// unrolled stores take immediate offsets.
 template <typename E, int CH, bool L_MAJOR, bool SOFTPLUS>
-__device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE], float* s_xw, int row_words,
-                                            const float* s_bias, int lane) {
+__device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE], float* s_x, const float* s_bias,
+                                            int lane) {
   using M = TileMap<CH>;
-  int so = 2 * (M::t(L_MAJOR, lane, 0) * row_words / 2 + M::c(L_MAJOR, lane, 0));
-  const int step = L_MAJOR ? 2 : M::ROWS * row_words;
   const float lane_bias = s_bias[lane % CH];
 #pragma unroll
   for (int i = 0; i < M::PER_LANE; ++i) {
     float d = to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias);
     if (SOFTPLUS) d = softplus(d);
-    s_xw[so] = d;
-    so += step;
+    s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i))] = d;
   }
 }
 
 template <typename E, int CH, bool L_MAJOR>
-__device__ __forceinline__ void stage_u(const E (&u)[TileMap<CH>::PER_LANE], float* s_xw, int row_words, int lane) {
+__device__ __forceinline__ void stage_u(const E (&u)[TileMap<CH>::PER_LANE], float* s_x, int lane) {
   using M = TileMap<CH>;
-  int so = 2 * (M::t(L_MAJOR, lane, 0) * row_words / 2 + M::c(L_MAJOR, lane, 0)) + 1;
-  const int step = L_MAJOR ? 2 : M::ROWS * row_words;
 #pragma unroll
-  for (int i = 0; i < M::PER_LANE; ++i) {
-    s_xw[so] = to_f(u[i]);
-    so += step;
-  }
+  for (int i = 0; i < M::PER_LANE; ++i) s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i)) + 1] = to_f(u[i]);
 }
 
 template <int SPLIT> __device__ __forceinline__ float sum_parts(const float* y);  // the SPLIT partial sums of y
@@ -145,8 +149,8 @@ template <> __device__ __forceinline__ float sum_parts<4>(const float* y) {
 // of a full channel block without z (no checks); otherwise every element is checked against c_lim and t_lim.
 template <typename E, int SPLIT, bool L_MAJOR, bool FAST>
 __device__ __forceinline__ void store_y(const Params& p, int64_t bat, int c0, int t0, int lane, int c_lim, int t_lim,
-                                        const float* s_y, const float2* s_x, const float* s_D) {
-  constexpr int CH = WARP / SPLIT, ROWX = CH + 1, ROWY = WARP + SPLIT;
+                                        const float* s_y, const float* s_x, const float* s_D) {
+  constexpr int CH = WARP / SPLIT, ROWY = WARP + SPLIT;
   using M = TileMap<CH>;
   E* yb = static_cast<E*>(p.y) + bat * p.sy_b + c0 * p.sy_d + t0 * p.sy_l;
   int go = L_MAJOR ? lane * (int)p.sy_l : (lane % CH) * (int)p.sy_d + (lane / CH) * (int)p.sy_l;
@@ -159,7 +163,7 @@ __device__ __forceinline__ void store_y(const Params& p, int64_t bat, int c0, in
   for (int i = 0; i < M::PER_LANE; ++i) {
     const int c = M::c(L_MAJOR, lane, i), t = M::t(L_MAJOR, lane, i);
     if (FAST || (c < c_lim && t < t_lim)) {
-      float v = sum_parts<SPLIT>(&s_y[t * ROWY + c * SPLIT]) + (L_MAJOR ? s_D[i] : lane_d) * s_x[t * ROWX + c].y;
+      float v = sum_parts<SPLIT>(&s_y[t * ROWY + c * SPLIT]) + (L_MAJOR ? s_D[i] : lane_d) * s_x[x_index<CH>(t, c) + 1];
       if (!FAST && p.has_z) {
         const float zz = to_f(zb[zo]);
         v *= zz / (1.0f + __expf(-zz));
@@ -171,17 +175,37 @@ __device__ __forceinline__ void store_y(const Params& p, int64_t bat, int c0, in
   }
 }
 
+// Shared-memory reads and writes of the scan as volatile PTX: ptxas keeps volatile accesses in program order, so the
+// reads of step t + PREFETCH stay ahead of step t's write of y (plain ones were each moved down next to their use,
+// and the warp waited on them: Nsight Compute, short scoreboard).
+__device__ __forceinline__ float4 lds_f4(const float4* p) {
+#ifdef EDGEMV_CPU_EMULATION
+  return *p;
+#else
+  float4 r;
+  asm volatile("ld.volatile.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "r"((unsigned)__cvta_generic_to_shared(p)));
+  return r;
+#endif
+}
+__device__ __forceinline__ void sts_f(float* p, float v) {
+#ifdef EDGEMV_CPU_EMULATION
+  *p = v;
+#else
+  asm volatile("st.volatile.shared.f32 [%0], %1;" :: "r"((unsigned)__cvta_generic_to_shared(p)), "f"(v));
+#endif
+}
+
 template <typename E, int SPLIT>
 __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel(Params p) {
   constexpr int CH = WARP / SPLIT;  // channels per block
   constexpr int K = N / SPLIT;      // states per lane
-  constexpr int ROWX = CH + 1;      // s_x row (one step) in float2, padded against bank conflicts
   constexpr int ROWY = WARP + SPLIT;  // s_y row in floats, padded so the vector reads of the store are conflict-free
-  static_assert(K == 2 || K % 4 == 0, "B_t, C_t are read as float2 or float4");
-  __shared__ __align__(16) float2 s_x[T * ROWX];  // the chunk's (delta, u), [t][c]; delta biased and softplus'd
+  static_assert(K % 2 == 0 && T % 2 == 0, "operands are read for pairs of steps and pairs of states");
+  __shared__ __align__(16) float s_x[T / 2 * (CH + 1) * 4];  // the chunk's delta (biased, softplus'd) and u: x_index
   __shared__ __align__(16) float s_y[T * ROWY];   // the chunk's partial y, [t][c * SPLIT + part]
-  __shared__ __align__(16) float s_B[T][N];
-  __shared__ __align__(16) float s_C[T][N];
+  __shared__ __align__(16) float s_B[T / 2 * BC_ROW];  // bc_index
+  __shared__ __align__(16) float s_C[T / 2 * BC_ROW];
   __shared__ float s_bias[CH], s_D[CH];
 
   const int64_t bat = blockIdx.y;
@@ -193,7 +217,6 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
   const int c_lim = (int)p.dim - c0;
   const bool softplus_on = p.softplus;
   const bool u_l = p.su_l == 1, dt_l = p.sdt_l == 1 || p.sdt_d != 1, y_l = p.sy_l == 1;
-  float* s_xw = reinterpret_cast<float*>(s_x);
 
   if (lane < CH) {
     const int c = min(c0 + lane, (int)p.dim - 1);
@@ -208,31 +231,31 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
   }
   __syncwarp();
 
-  // one step of this lane's K states: its partial y_t goes to s_y
-  auto step = [&](int t) {
-    const float2 x = s_x[t * ROWX + ch];
-    const float du = x.x * x.y;
-    float bb[K], kk[K];
+  // one step of this lane's K states; a full chunk reads a pair of steps' operands PREFETCH pairs ahead of the pair
+  // it computes (without that the compiler waited on every step's loads: Nsight Compute, short scoreboard)
+  struct Pair {
+    float4 x;  // (delta_t, u_t, delta_t+1, u_t+1)
+    float b[2][K], c[2][K];
+  };
+  auto read_pair = [&](int t, Pair& o) {  // t even
+    o.x = lds_f4(reinterpret_cast<const float4*>(&s_x[x_index<CH>(t, ch)]));
 #pragma unroll
-    for (int j = 0; j < K; j += (K == 2 ? 2 : 4)) {  // broadcasts of B_t, C_t
-      if (K == 2) {
-        const float2 bv = *reinterpret_cast<const float2*>(&s_B[t][part * K]);
-        const float2 kv = *reinterpret_cast<const float2*>(&s_C[t][part * K]);
-        bb[0] = bv.x; bb[1] = bv.y; kk[0] = kv.x; kk[1] = kv.y;
-      } else {
-        const float4 bv = *reinterpret_cast<const float4*>(&s_B[t][part * K + j]);
-        const float4 kv = *reinterpret_cast<const float4*>(&s_C[t][part * K + j]);
-        bb[j] = bv.x; bb[j + 1] = bv.y; bb[j + 2] = bv.z; bb[j + 3] = bv.w;
-        kk[j] = kv.x; kk[j + 1] = kv.y; kk[j + 2] = kv.z; kk[j + 3] = kv.w;
-      }
+    for (int j = 0; j < K; j += 2) {
+      const float4 bv = lds_f4(reinterpret_cast<const float4*>(&s_B[bc_index(t, part * K + j)]));
+      const float4 kv = lds_f4(reinterpret_cast<const float4*>(&s_C[bc_index(t, part * K + j)]));
+      o.b[0][j] = bv.x; o.b[1][j] = bv.y; o.b[0][j + 1] = bv.z; o.b[1][j + 1] = bv.w;
+      o.c[0][j] = kv.x; o.c[1][j] = kv.y; o.c[0][j + 1] = kv.z; o.c[1][j + 1] = kv.w;
     }
+  };
+  auto compute_step = [&](int t, float delta, float u, const float (&b)[K], const float (&c)[K]) {
+    const float du = delta * u;
     float y = 0.0f;
 #pragma unroll
     for (int j = 0; j < K; ++j) {
-      h[j] = fmaf(ex2(x.x * a[j]), h[j], du * bb[j]);
-      y = fmaf(h[j], kk[j], y);
+      h[j] = fmaf(ex2(delta * a[j]), h[j], du * b[j]);
+      y = fmaf(h[j], c[j], y);
     }
-    s_y[t * ROWY + lane] = y;
+    sts_f(&s_y[t * ROWY + lane], y);
   };
 
   Chunk<E, CH> k;
@@ -242,20 +265,16 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
   for (int t0 = 0; t0 < p.length; t0 += T) {
     const int t_lim = (int)p.length - t0;
     // 1. stage the chunk as fp32: delta once per element, B_t and C_t one step per lane
-    if (dt_l && softplus_on) stage_delta<E, CH, true, true>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
-    else if (dt_l) stage_delta<E, CH, true, false>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
-    else if (softplus_on) stage_delta<E, CH, false, true>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
-    else stage_delta<E, CH, false, false>(k.dt, s_xw, 2 * ROWX, s_bias, lane);
-    if (u_l) stage_u<E, CH, true>(k.u, s_xw, 2 * ROWX, lane);
-    else stage_u<E, CH, false>(k.u, s_xw, 2 * ROWX, lane);
-    {
-      float bv[N], cv[N];
+    if (dt_l && softplus_on) stage_delta<E, CH, true, true>(k.dt, s_x, s_bias, lane);
+    else if (dt_l) stage_delta<E, CH, true, false>(k.dt, s_x, s_bias, lane);
+    else if (softplus_on) stage_delta<E, CH, false, true>(k.dt, s_x, s_bias, lane);
+    else stage_delta<E, CH, false, false>(k.dt, s_x, s_bias, lane);
+    if (u_l) stage_u<E, CH, true>(k.u, s_x, lane);
+    else stage_u<E, CH, false>(k.u, s_x, lane);
 #pragma unroll
-      for (int n = 0; n < N; ++n) { bv[n] = to_f(k.b[n]); cv[n] = to_f(k.c[n]); }
-      *reinterpret_cast<float4*>(&s_B[lane][0]) = make_float4(bv[0], bv[1], bv[2], bv[3]);
-      *reinterpret_cast<float4*>(&s_B[lane][4]) = make_float4(bv[4], bv[5], bv[6], bv[7]);
-      *reinterpret_cast<float4*>(&s_C[lane][0]) = make_float4(cv[0], cv[1], cv[2], cv[3]);
-      *reinterpret_cast<float4*>(&s_C[lane][4]) = make_float4(cv[4], cv[5], cv[6], cv[7]);
+    for (int n = 0; n < N; ++n) {  // this lane's step
+      s_B[bc_index(lane, n)] = to_f(k.b[n]);
+      s_C[bc_index(lane, n)] = to_f(k.c[n]);
     }
     __syncwarp();
     // 2. the next chunk's loads go out now and land while this one is scanned
@@ -266,11 +285,29 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
     // 3. scan: fully unrolled over a full chunk (shared-memory offsets are constants); the last chunk's t_lim steps
     // in a loop (no padded steps)
     if (t_lim >= T) {
-#pragma unroll kScanUnroll
-      for (int t = 0; t < T; ++t) step(t);
+      constexpr int PAIRS = T / 2;
+      Pair ring[kPrefetch + 1];  // registers: every index is a constant in the unrolled loop
+#pragma unroll
+      for (int q = 0; q < kPrefetch; ++q) read_pair(2 * q, ring[q]);
+#pragma unroll
+      for (int q = 0; q < PAIRS; ++q) {
+        if (q + kPrefetch < PAIRS) read_pair(2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
+        const Pair& o = ring[q % (kPrefetch + 1)];
+        compute_step(2 * q, o.x.x, o.x.y, o.b[0], o.c[0]);
+        compute_step(2 * q + 1, o.x.z, o.x.w, o.b[1], o.c[1]);
+      }
     } else {
 #pragma unroll 1
-      for (int t = 0; t < t_lim; ++t) step(t);
+      for (int t = 0; t < t_lim; ++t) {
+        const float2 x = *reinterpret_cast<const float2*>(&s_x[x_index<CH>(t, ch)]);
+        float b[K], c[K];
+#pragma unroll
+        for (int j = 0; j < K; ++j) {
+          b[j] = s_B[bc_index(t, part * K + j)];
+          c[j] = s_C[bc_index(t, part * K + j)];
+        }
+        compute_step(t, x.x, x.y, b, c);
+      }
     }
     __syncwarp();
     // 4. store y
