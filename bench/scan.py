@@ -98,9 +98,9 @@ def _run_case(impl, inp):
 
     if impl.startswith("kernel"):
         from edgemv.ops.scan_triton import selective_scan_triton
-        from edgemv.ops.scan_tune import CANDIDATES
+        from edgemv.ops.scan_tune import candidates
 
-        variant, opts = CANDIDATES[int(impl[len("kernel"):])]
+        variant, opts = candidates()[int(impl[len("kernel"):])]
         return selective_scan_triton(**inp, variant=variant, out=poisoned(inp["u"]), **opts)
     return run_impl(impl, **inp)
 
@@ -399,7 +399,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one short run: Triton variants, copy bandwidth, table")
     ap.add_argument("--correctness", action="store_true", help="only the correctness cases ('triton', 'chunked')")
     ap.add_argument("--all-kernels", action="store_true",
-                    help="correctness also of every N = 8 kernel 'auto' may pick (edgemv.ops.scan_tune.CANDIDATES)")
+                    help="correctness also of every N = 8 kernel 'auto' may pick (edgemv.ops.scan_tune.candidates(): the CUDA C++ kernel too where nvcc is found)")
     ap.add_argument("--shard", default="0/1", help="K/N: only every N-th correctness case from the K-th")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
@@ -417,9 +417,9 @@ def main():
           f"python {platform.python_version()}", flush=True)
     impls = ["triton", "chunked"]
     if args.all_kernels:
-        from edgemv.ops.scan_tune import CANDIDATES
+        from edgemv.ops.scan_tune import candidates
 
-        impls += [f"kernel{i}" for i in range(len(CANDIDATES))]
+        impls += [f"kernel{i}" for i in range(len(candidates()))]
     shard = tuple(int(v) for v in args.shard.split("/"))
     rows, n_fail = correctness(impls, device, smoke=args.smoke, shard=shard)
     if args.correctness:

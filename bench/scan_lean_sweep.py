@@ -1,4 +1,4 @@
-"""The lean CUDA C++ kernel (bench/cuda/selective_scan_lean.cu) built with several settings of its knobs (blocks per
+"""The library's CUDA C++ kernel (edgemv/ops/cuda/selective_scan_n8.cu, 'lean' in the benchmarks) built with several settings of its knobs (blocks per
 SM its registers must allow, scan unrolling), each checked and timed at MambaVision-T's scan shapes beside the
 Triton kernel 'auto' picks most often, in one run:
 
@@ -26,6 +26,7 @@ from scan import (check_output, copy_bandwidth, device_time_ms, make_inputs, poi
 
 import scan_cuda  # noqa: E402
 
+from edgemv.ops import scan_cuda as lib_cuda  # noqa: E402
 from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
 
 DEFAULT_SETS = ["", "LEAN_MIN_BLOCKS_1=16 LEAN_MIN_BLOCKS_2=16 LEAN_MIN_BLOCKS_4=32",
@@ -50,9 +51,8 @@ def main():
     t0 = time.time()
     name = torch.cuda.get_device_name()
     print(f"{name}, torch {torch.__version__}, CUDA {torch.version.cuda}", flush=True)
-    major, minor = torch.cuda.get_device_capability()
     with ThreadPoolExecutor(len(args.sets)) as pool:  # the builds in parallel (~10 s each)
-        list(pool.map(lambda k: scan_cuda._library(f"sm_{major}{minor}", "lean", tuple(k.split())), args.sets))
+        list(pool.map(lambda k: lib_cuda.library(torch.device("cuda"), tuple(k.split())), args.sets))
     print(f"built {len(args.sets)} knob sets [{time.time() - t0:.0f}s]", flush=True)
     g = torch.Generator(device="cuda")
     g.manual_seed(int(time.time()))

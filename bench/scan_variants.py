@@ -1,4 +1,5 @@
-"""The N = 8 scan kernels side by side: 'auto''s candidates (scan_tune.CANDIDATES) and what it picks; with --extra
+"""The N = 8 scan kernels side by side: 'auto''s candidates (scan_tune.candidates(): the Triton kernels, and the CUDA
+C++ kernel where nvcc is found) and what it picks; with --extra
 also the kernels dropped from the candidates (pipe 64 tile, lanes 2 x 16, lanes 4 x 8), with --cuda the CUDA C++
 experiments (bench/scan_cuda.py: 'staged' and 'lean', or those named after --cuda; needs nvcc).
 
@@ -45,7 +46,7 @@ EXTRA = (("pipe", {"block_d": 64, "tile": True}), ("lanes", {"lanes": 2, "block_
 
 
 def _run(variant, opts, inp, out=None):
-    if variant == "cuda":
+    if variant == "cuda-exp":
         return scan_cuda.selective_scan_cuda(**inp, out=out, **opts)
     return selective_scan_triton(**inp, variant=variant, out=out, **opts)
 
@@ -58,7 +59,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batches", type=int, nargs="*", default=[128, 256])
     ap.add_argument("--layouts", nargs="*", default=["model", "contiguous"])
-    ap.add_argument("--kernels", nargs="*", type=int, help="indices into scan_tune.CANDIDATES (default: all)")
+    ap.add_argument("--kernels", nargs="*", type=int, help="indices into scan_tune.candidates() (default: all)")
     ap.add_argument("--no-auto", action="store_true")
     ap.add_argument("--extra", action="store_true", help="also the kernels dropped from 'auto''s candidates")
     ap.add_argument("--cuda", nargs="*", metavar="KERNEL",
@@ -77,9 +78,9 @@ def main():
     t0 = time.time()
     name = torch.cuda.get_device_name()
     print(f"{name}, torch {torch.__version__}, triton {triton.__version__}, CUDA {torch.version.cuda}", flush=True)
-    kernels = [scan_tune.CANDIDATES[i] for i in (range(len(scan_tune.CANDIDATES)) if args.kernels is None
-                                                   else args.kernels)]
-    cuda_kernels = [("cuda", {"kernel": k, "split": s}) for k, splits in scan_cuda.SPLITS.items()
+    cands = scan_tune.candidates()
+    kernels = [cands[i] for i in (range(len(cands)) if args.kernels is None else args.kernels)]
+    cuda_kernels = [("cuda-exp", {"kernel": k, "split": s}) for k, splits in scan_cuda.SPLITS.items()
                     if args.cuda is not None and (not args.cuda or k in args.cuda) for s in splits]
     if args.extra:
         kernels += list(EXTRA)

@@ -1,9 +1,8 @@
-"""The lean CUDA C++ scan kernel (bench/cuda/selective_scan_lean.cu, an experiment; 1 and 2 lanes per channel)
-compiled with g++ and run on the CPU through bench/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp and the
-shuffle through a barrier), against the float64 reference: its chunking, lane mappings for each layout, masked
-tails, staging, shuffle sum and store are what is checked here;
-the GPU-only parts (MUFU exp2, half/bfloat16 conversions) are not. Skips without a C++20 compiler ($CXX or g++,
-as bench/scan_cuda.py)."""
+"""The CUDA C++ scan kernel (edgemv/ops/cuda/selective_scan_n8.cu; 1, 2 and 4 lanes per channel) compiled with g++
+and run on the CPU through edgemv/ops/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp through a barrier),
+against the float64 reference: its chunking, lane mappings for each layout, masked tails, staging, paired shared
+layouts, partial sums and store are what is checked here; the GPU-only parts (MUFU exp2, half/bfloat16
+conversions, the volatile PTX shared accesses) are not. Skips without a C++20 compiler ($CXX or g++)."""
 
 import math
 import os
@@ -12,11 +11,11 @@ import sys
 import pytest
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 sys.path.insert(0, os.path.dirname(__file__))
 
-import scan_cuda as _scan_cuda  # noqa: E402
 from test_scan import make, rel_err, scan_f64  # noqa: E402
+
+from edgemv.ops import scan_cuda as _scan_cuda  # noqa: E402
 
 pytestmark = pytest.mark.skipif(_scan_cuda.cxx() is None, reason="needs a C++ compiler ($CXX or g++)")
 
@@ -44,20 +43,20 @@ def scan_cuda(tmp_path_factory):
     return _scan_cuda
 
 
-@pytest.mark.parametrize("split", [1, 2, 4])
+@pytest.mark.parametrize("lanes", [1, 2, 4])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
-def test_lean_kernel_logic_on_cpu(scan_cuda, case, split):
+def test_cuda_kernel_logic_on_cpu(scan_cuda, case, lanes):
     b, d, L, big, has_d, has_z, has_bias, softplus, layout, y_t = case
     inp = make(b, d, L, torch.float32, big, has_d, has_z, has_bias, layout, softplus=softplus)
     out = torch.empty(b, L, d).transpose(1, 2) if y_t else torch.empty(b, d, L)
     out.fill_(float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_lean_cpu(**inp, out=out, split=split)
+    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=lanes)
     err = rel_err(y, scan_f64(**inp))
     assert y is out and math.isfinite(err) and err < 1e-5, err
 
 
-def test_lean_kernel_rejects_what_it_cannot_index(scan_cuda):
+def test_cuda_kernel_rejects_what_it_cannot_index(scan_cuda):
     inp = make(1, 1, 4, torch.float32)
     inp["u"] = inp["u"].contiguous().as_strided((1, 1, 4), (4, 2**26, 1))  # a channel stride past 32-bit offsets
     with pytest.raises(ValueError, match="strides"):
-        scan_cuda.selective_scan_lean_cpu(**inp)
+        scan_cuda.selective_scan_cpu_emulation(**inp)

@@ -97,7 +97,7 @@ def test_corrupt_or_foreign_cache_file_is_ignored_and_replaced(cache, content):
 
 
 def test_poisoned_saved_entry_naming_unknown_options_is_retuned(cache):
-    key = scan_tune._file_key(scan_tune._problem(**_inputs()))
+    key = scan_tune._file_key(scan_tune._problem(**_inputs()), scan_tune.CANDIDATES)
     cache.write_text(json.dumps({key: {"variant": "pipe", "options": {"block_d": 4096}}}))
     calls = []
     scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(scan_tune.CANDIDATES[0], calls))
@@ -120,3 +120,28 @@ def test_unwritable_cache_keeps_the_choice_in_memory(tmp_path, monkeypatch):
     winner = scan_tune.CANDIDATES[-1]
     assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
     assert scan_tune.choose(_recording_run([]), **_inputs(), timer=lambda fn: 1 / 0) == winner
+
+
+def test_cuda_kernel_is_a_candidate_where_available_and_keys_its_own_choices(cache, monkeypatch):
+    from edgemv.ops import scan_cuda
+
+    monkeypatch.setattr(scan_cuda, "available", lambda: False)
+    assert scan_tune.candidates() == scan_tune.CANDIDATES
+    calls = []
+    triton_choice = scan_tune.choose(_recording_run(calls), **_inputs(),
+                                     timer=_timer_preferring(scan_tune.CANDIDATES[1], calls))
+    assert triton_choice == scan_tune.CANDIDATES[1] and ("cuda", {"lanes": 4}) not in calls
+    # where nvcc is found the CUDA C++ kernel joins, and the choice made without it is not reused
+    monkeypatch.setattr(scan_cuda, "available", lambda: True)
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    assert scan_tune.candidates() == scan_tune.CANDIDATES + scan_tune.CUDA_CANDIDATES
+    calls = []
+    winner = ("cuda", {"lanes": 4})
+    assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
+    assert calls == list(scan_tune.candidates())
+    keys = sorted(json.loads(cache.read_text()))
+    assert len(keys) == 2 and keys[1] == keys[0] + "|cuda"
+    # a saved CUDA choice is not used in a process without the kernel
+    monkeypatch.setattr(scan_cuda, "available", lambda: False)
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    assert scan_tune.choose(_recording_run([]), **_inputs(), timer=lambda fn: 1 / 0) == triton_choice

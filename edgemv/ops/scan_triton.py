@@ -814,7 +814,7 @@ def _scan_par_kernel(
 
 # The largest padded length the parallel kernel takes (the whole sequence lives in registers).
 PAR_MAX_L = 2048
-VARIANTS = ("auto", "lanes", "par", "pipe", "seq")
+VARIANTS = ("auto", "cuda", "lanes", "par", "pipe", "seq")
 PREFETCH_DIST = 2  # N = 8 kernel: prefetch the lines of the trip this many trips ahead into L1 (0: no prefetch)
 PAR_POLY = 0  # decays per element computed by _exp2_fma instead of MUFU exp2 (bench/scan.py --quick sweeps it)
 
@@ -851,8 +851,11 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     - 'lanes' (N = 8): a channel's states spread over ``lanes`` (1, 2, 4, 8) threads;
     - 'par': parallel prefix scan over L, the whole sequence per program (L up to ``PAR_MAX_L``; correct but slower
       on the H200, kept for comparison);
-    - 'auto': for N = 8 the fastest of ``scan_tune.CANDIDATES`` for this problem, timed on its first call and
-      remembered (edgemv.ops.scan_tune); 'seq' for other N, or when tile options are given.
+    - 'cuda' (N = 8): the CUDA C++ kernel of edgemv.ops.scan_cuda, ``lanes`` (1, 2, 4; default 4) lanes per
+      channel; needs nvcc (built on first use);
+    - 'auto': for N = 8 the fastest of ``scan_tune.candidates()`` for this problem (the 'cuda' kernel among them
+      where it is available), timed on its first call and remembered (edgemv.ops.scan_tune); 'seq' for other N, or
+      when tile options are given.
 
     ``block_d``, ``num_warps`` (and ``block_l`` for 'seq') override the tile choice. ``out``: a (batch, D, L)
     tensor of u's dtype to write y into (the tests poison it first); by default a new one. ``poly`` ('par' only):
@@ -881,6 +884,10 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
             return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=variant,
                                          out=out, prefetch=prefetch, **opts)
         variant = "seq"  # 'par' was slower at every shape measured (docs/scan.md, "The Triton kernel")
+    if variant == "cuda":
+        from .scan_cuda import selective_scan_cuda
+
+        return selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, lanes=lanes or 4)
     if variant == "par" and triton.next_power_of_2(max(length, 1)) > PAR_MAX_L:
         raise ValueError(f"variant 'par' holds the whole sequence in registers: L <= {PAR_MAX_L}, got {length}")
     if out is None:

@@ -9,6 +9,9 @@ every candidate on its own inputs (``triton.testing.do_bench``) and keeps the fa
 strides are 1. The first call of a new problem therefore compiles and times the candidates (seconds each; with six
 candidates the first eager forward of MambaVision-T took 59 s on an H200, with three fewer); later processes read
 the file.
+Where the CUDA C++ kernel is available (edgemv.ops.scan_cuda: nvcc found, ``EDGEMV_SCAN_CUDA`` not 0) it is a
+candidate too, with 2 and 4 lanes per channel; the file key says whether it was, so a choice made without it is
+not reused where it could win.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """
@@ -22,7 +25,7 @@ import torch
 
 from ..atomic import write_json_atomic
 
-__all__ = ["CANDIDATES", "DEFAULT", "choose", "tuning_file"]
+__all__ = ["CANDIDATES", "CUDA_CANDIDATES", "DEFAULT", "candidates", "choose", "tuning_file"]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,21 @@ CANDIDATES = (
     ("pipe", {"block_d": 64}),
     ("pipe", {"block_d": 32, "tile": True}),
 )
+# the CUDA C++ kernel (selective_scan_triton's variant 'cuda'): with 2 lanes per channel it was the fastest kernel at
+# 160 x 196 on the model's layout on an H200, with 4 on contiguous inputs (docs/benchmarks.md)
+CUDA_CANDIDATES = (
+    ("cuda", {"lanes": 2}),
+    ("cuda", {"lanes": 4}),
+)
 DEFAULT = CANDIDATES[0]
 _memory = {}
+
+
+def candidates() -> tuple:
+    """'auto''s candidates in this process: the Triton kernels, and the CUDA C++ kernel where it is available."""
+    from . import scan_cuda
+
+    return CANDIDATES + (CUDA_CANDIDATES if scan_cuda.available() else ())
 
 
 def tuning_file() -> str:
@@ -57,11 +73,12 @@ def _problem(u, delta, B, C, D, z, delta_bias, delta_softplus) -> tuple:
             tuple(s == 1 for s in (*u.stride(), *delta.stride(), *B.stride(), *C.stride())))
 
 
-def _file_key(problem: tuple) -> str:
-    # the problem as the tuning file names it (the GPU by name: the file outlives the process)
+def _file_key(problem: tuple, cands: tuple) -> str:
+    # the problem as the tuning file names it (the GPU by name: the file outlives the process), and whether the
+    # CUDA C++ kernel was among the candidates
     device, dtype, (batch, dim, length), flags, ones = problem
     return (f"{_gpu_name(device)}|{str(dtype)[6:]}|{batch}x{dim}x{length}|{''.join('1' if f else '0' for f in flags)}"
-            f"|{''.join('1' if o else 's' for o in ones)}")
+            f"|{''.join('1' if o else 's' for o in ones)}" + ("|cuda" if len(cands) > len(CANDIDATES) else ""))
 
 
 def _load_file() -> dict:
@@ -83,12 +100,12 @@ def _save(key, choice):
         log.debug("scan tuning not saved: %s", exc)
 
 
-def _as_choice(entry):
+def _as_choice(entry, cands):
     try:
         variant, opts = entry["variant"], dict(entry["options"])
     except (KeyError, TypeError):
         return None
-    return (variant, opts) if any(variant == v and opts == o for v, o in CANDIDATES) else None
+    return (variant, opts) if any(variant == v and opts == o for v, o in cands) else None
 
 
 def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
@@ -101,8 +118,9 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
     problem = _problem(u, delta, B, C, D, z, delta_bias, delta_softplus)
     if problem in _memory:
         return _memory[problem]
-    key = _file_key(problem)
-    saved = _as_choice(_load_file().get(key))
+    cands = candidates()
+    key = _file_key(problem, cands)
+    saved = _as_choice(_load_file().get(key), cands)
     if saved is not None:
         _memory[problem] = saved
         return saved
@@ -116,16 +134,16 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
 
     scratch = torch.empty(u.shape, device=u.device, dtype=u.dtype)
     times = {}
-    for i, (variant, opts) in enumerate(CANDIDATES):
+    for i, (variant, opts) in enumerate(cands):
         try:
             times[i] = timer(lambda: run(variant, opts, scratch))
         except Exception as exc:  # e.g. out of registers on a smaller GPU: that candidate is not an option there
             log.debug("scan candidate %s %s failed: %s", variant, opts, exc)
-    best = CANDIDATES[min(times, key=times.get)] if times else DEFAULT
+    best = cands[min(times, key=times.get)] if times else DEFAULT
     log.info("selective scan %s: %s %s (%s)", key, best[0], best[1],
-             ", ".join(f"{CANDIDATES[i][0]}{CANDIDATES[i][1]} {t * 1e3:.1f} us" for i, t in times.items()))
+             ", ".join(f"{cands[i][0]}{cands[i][1]} {t * 1e3:.1f} us" for i, t in times.items()))
     _memory[problem] = best
     _save(key, {"variant": best[0], "options": best[1],
-                "times_us": {f"{CANDIDATES[i][0]} {json.dumps(CANDIDATES[i][1], sort_keys=True)}": round(t * 1e3, 2)
+                "times_us": {f"{cands[i][0]} {json.dumps(cands[i][1], sort_keys=True)}": round(t * 1e3, 2)
                              for i, t in times.items()}})
     return best

@@ -326,7 +326,7 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
 
 #ifdef EDGEMV_CPU_EMULATION
 // fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
-extern "C" int edgemv_scan_n8_lean_cpu(const void* params, int split, int batch) {
+extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   const int ch = WARP / split;
   dim3 grid{(unsigned)((p->dim + ch - 1) / ch), (unsigned)batch, 1};
@@ -349,7 +349,7 @@ void launch(const Params& p, int split, int batch, cudaStream_t s) {
 
 // dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1, 2 or 4). Returns a cudaError_t. (void* parameter block:
 // see selective_scan_fwd.cu.)
-extern "C" int edgemv_scan_n8_lean(const void* params, int dtype, int split, int batch, void* stream) {
+extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int batch, void* stream) {
   const Params* p = static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (dtype == 0) launch<float>(*p, split, batch, s);

@@ -1,0 +1,212 @@
+"""The N = 8 selective scan as a CUDA C++ kernel (``edgemv/ops/cuda/selective_scan_n8.cu``), built with nvcc on first
+use and launched through ctypes on torch's current stream.
+
+Why a CUDA C++ kernel beside the Triton ones: it stages each chunk of 32 steps in shared memory (delta's bias and
+softplus computed once per element, not once per scanning thread), runs one-warp blocks with 2 or 4 lanes per
+channel (``lanes``: 4 or 2 states each, partial sums of y added when the chunk is stored) and reads a pair of
+steps' operands per 128-bit shared load. Triton gives no control over which lane holds which state or over
+shared-memory layouts, and on an H200 this kernel is 1.5x faster than the best Triton kernel on MambaVision's
+layout at 160 x 196 batch 128 (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times it beside the Triton
+kernels when it is available.
+
+Available means: a CUDA device, nvcc (``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH), and
+``EDGEMV_SCAN_CUDA`` not set to 0. The build (about 15 s, once per source, compiler, flags and GPU architecture) goes
+to ``$EDGEMV_CACHE_DIR`` (default ``~/.cache/edgemv``) ``/cuda/``, written under a temporary name and renamed. A
+failed build is reported once and makes the kernel unavailable for the rest of the process.
+
+The same source compiles with g++ for the CPU through ``cuda/cpu_emulation.h`` (one thread per lane; float32
+only): :func:`selective_scan_cpu_emulation`, how the tests check its indexing and arithmetic without a GPU.
+"""
+
+import ctypes
+import functools
+import glob
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+
+import torch
+
+__all__ = ["LANES", "available", "build", "cxx", "nvcc", "selective_scan_cuda", "selective_scan_cpu_emulation"]
+
+log = logging.getLogger(__name__)
+
+SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
+SOURCE = os.path.join(SOURCE_DIR, "selective_scan_n8.cu")
+LANES = (1, 2, 4)  # lanes per channel in the scan (8 / lanes states each)
+_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+_failed = []  # a build that failed once in this process (its message)
+
+
+class Params(ctypes.Structure):
+    # mirrors struct Params in cuda/scan_common.cuh (checked against edgemv_scan_params_size() at load)
+    _fields_ = ([(name, ctypes.c_void_p) for name in ("u", "dt", "B", "C", "z", "A", "D", "bias", "y")]
+                + [(name, ctypes.c_int64) for name in (
+                    "dim", "length", "su_b", "su_d", "su_l", "sdt_b", "sdt_d", "sdt_l", "sA_d", "sA_n",
+                    "sB_b", "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_d", "sz_l", "sy_b", "sy_d", "sy_l")]
+                + [(name, ctypes.c_int) for name in ("has_d", "has_z", "has_bias", "softplus")])
+
+
+def cache_dir() -> str:
+    root = os.environ.get("EDGEMV_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "edgemv")
+    return os.path.join(root, "cuda")
+
+
+def nvcc():
+    """Path of nvcc: ``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH; None when none is there."""
+    for cand in (os.environ.get("EDGEMV_NVCC"),
+                 os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc") if os.environ.get("CUDA_HOME") else None,
+                 shutil.which("nvcc")):
+        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def cxx():
+    """The C++ compiler of the CPU emulation: ``$CXX`` or g++ on the PATH (None when neither)."""
+    return os.environ.get("CXX") or shutil.which("g++")
+
+
+def build(compiler, flags, source, name, include_dirs=(SOURCE_DIR,)):
+    """Compile ``source`` into a shared library in the cache, once per source, headers, compiler and flags; its path.
+    Every header in ``include_dirs`` goes into the hash, whichever the source includes."""
+    with open(source, "rb") as f:
+        src = f.read()
+    for folder in include_dirs:
+        for header in sorted(glob.glob(os.path.join(folder, "*.h")) + glob.glob(os.path.join(folder, "*.cuh"))):
+            with open(header, "rb") as f:
+                src += os.path.basename(header).encode() + f.read()
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
+    flags = list(flags) + [arg for d in include_dirs for arg in ("-I", d)]
+    tag = hashlib.sha256(src + version.encode() + " ".join(flags).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir(), f"{name}_{tag}.so")
+    if not os.path.exists(path):
+        os.makedirs(cache_dir(), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir(), suffix=".so.tmp")
+        os.close(fd)
+        try:
+            res = subprocess.run([compiler, *flags, "-o", tmp, source], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"{os.path.basename(compiler)} failed on {os.path.basename(source)}: "
+                                   f"{res.stderr.strip()[-2000:]}")
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return path
+
+
+def check_params(lib):
+    lib.edgemv_scan_params_size.restype = ctypes.c_int
+    if lib.edgemv_scan_params_size() != ctypes.sizeof(Params):
+        raise RuntimeError("the CUDA scan kernel's parameter block does not match edgemv.ops.scan_cuda.Params")
+
+
+@functools.lru_cache(maxsize=None)
+def _library(arch: str, defines: tuple = ()):
+    compiler = nvcc()
+    if compiler is None:
+        raise RuntimeError("the CUDA scan kernel needs nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
+    path = build(compiler, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"]
+                 + [f"-D{d}" for d in defines], SOURCE, f"scan_n8_{arch}")
+    lib = ctypes.CDLL(path)
+    check_params(lib)
+    lib.edgemv_scan_n8_cuda.restype = ctypes.c_int
+    lib.edgemv_scan_n8_cuda.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    return lib
+
+
+def library(device, defines=()):
+    """The kernel's library for ``device``'s architecture (built on first use); ``defines``: ("NAME=VALUE", ...) for
+    the build-time knobs of the source (each set is its own library; bench/scan_lean_sweep.py)."""
+    major, minor = torch.cuda.get_device_capability(device)
+    try:
+        return _library(f"sm_{major}{minor}", tuple(defines))
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        if not defines and not _failed:
+            log.warning("the CUDA scan kernel is not available: %s", str(exc).splitlines()[0])
+            _failed.append(str(exc))
+        raise
+
+
+def available() -> bool:
+    """True when the kernel can be used here: a CUDA device, nvcc, ``EDGEMV_SCAN_CUDA`` not 0, no failed build."""
+    return (os.environ.get("EDGEMV_SCAN_CUDA", "1") != "0" and not _failed and torch.cuda.is_available()
+            and nvcc() is not None)
+
+
+def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
+    """(params, y, tensors to keep alive) for one call; checks what the kernel assumes."""
+    batch, dim, length = u.shape
+    if A.shape[1] != 8:
+        raise ValueError(f"the CUDA scan kernel is written for N=8, got N={A.shape[1]}")
+    if u.dtype not in _DTYPES or any(t.dtype != u.dtype for t in (delta, B, C) + ((z,) if z is not None else ())):
+        raise ValueError("u, delta, B, C (and z) must share one dtype: float32, float16 or bfloat16")
+    if out is not None and (out.shape != u.shape or out.dtype != u.dtype or out.device != u.device):
+        raise ValueError("out must be a (batch, D, L) tensor of u's dtype on u's device")
+    y = out if out is not None else torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
+    # offsets within one (32 channels, 32 steps) chunk are 32-bit (the batch offset is 64-bit)
+    for t in (u, delta, B, C, y) + ((z,) if z is not None else ()):
+        if min(t.stride()) < 0 or max(t.stride()[1:]) * 64 >= 2**31:
+            raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
+    A32 = A.float()
+    D32 = D.float().contiguous() if D is not None else None
+    bias32 = delta_bias.float().contiguous() if delta_bias is not None else None
+    sz = z.stride() if z is not None else (0, 0, 0)
+    p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
+               A32.data_ptr(), D32.data_ptr() if D32 is not None else 0,
+               bias32.data_ptr() if bias32 is not None else 0, y.data_ptr(),
+               dim, length, *u.stride(), *delta.stride(), *A32.stride(), *B.stride(), *C.stride(), *sz,
+               *y.stride(), int(D is not None), int(z is not None), int(delta_bias is not None),
+               int(bool(delta_softplus)))
+    return p, y, (A32, D32, bias32)
+
+
+def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
+                        lanes=4, defines=()):
+    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides. ``lanes``: lanes per
+    channel (1, 2 or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into."""
+    if lanes not in LANES:
+        raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
+    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
+    if y.numel() == 0:
+        return y
+    lib = library(u.device, defines)
+    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
+    with torch.cuda.device(u.device):
+        rc = lib.edgemv_scan_n8_cuda(ctypes.addressof(p), _DTYPES[u.dtype], int(lanes), u.shape[0], stream)
+    if rc != 0:
+        raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
+    del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
+    return y
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_library():
+    compiler = cxx()
+    if compiler is None:
+        raise RuntimeError("the CPU emulation of the CUDA scan kernel needs g++ (C++20)")
+    path = build(compiler, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x",
+                            "c++"], SOURCE, "scan_n8_cpu")
+    lib = ctypes.CDLL(path)
+    check_params(lib)
+    lib.edgemv_scan_n8_cpu.restype = ctypes.c_int
+    lib.edgemv_scan_n8_cpu.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
+                                 lanes=1):
+    """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic."""
+    if u.dtype != torch.float32 or u.device.type != "cpu":
+        raise ValueError("the CPU emulation takes float32 CPU tensors")
+    if lanes not in LANES:
+        raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
+    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
+    if y.numel():
+        _cpu_library().edgemv_scan_n8_cpu(ctypes.addressof(p), int(lanes), u.shape[0])
+    del keep
+    return y
