@@ -60,3 +60,32 @@ def test_cuda_kernel_rejects_what_it_cannot_index(scan_cuda):
     inp["u"] = inp["u"].contiguous().as_strided((1, 1, 4), (4, 2**26, 1))  # a channel stride past 32-bit offsets
     with pytest.raises(ValueError, match="strides"):
         scan_cuda.selective_scan_cpu_emulation(**inp)
+
+
+def test_cuda_kernel_refuses_what_it_was_not_written_for():
+    inp = make(1, 4, 8, torch.float32)
+    with pytest.raises(ValueError, match="lanes"):
+        _scan_cuda.selective_scan_cuda(**inp, lanes=3)
+    bad_n = dict(inp, A=torch.randn(4, 16))
+    with pytest.raises(ValueError, match="N=8"):
+        _scan_cuda.prepare(**bad_n, out=None)
+    mixed = dict(inp, B=inp["B"].half())
+    with pytest.raises(ValueError, match="dtype"):
+        _scan_cuda.prepare(**mixed, out=None)
+    with pytest.raises(ValueError, match="out"):
+        _scan_cuda.prepare(**inp, out=torch.empty(1, 4, 7))
+
+
+def test_nvcc_is_found_where_the_environment_says_and_can_be_switched_off(tmp_path, monkeypatch):
+    fake = tmp_path / "nvcc"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("EDGEMV_NVCC", str(fake))
+    assert _scan_cuda.nvcc() == str(fake)
+    monkeypatch.setenv("EDGEMV_NVCC", str(tmp_path / "missing"))
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert _scan_cuda.nvcc() is None and not _scan_cuda.available()
+    monkeypatch.setenv("EDGEMV_NVCC", str(fake))
+    monkeypatch.setenv("EDGEMV_SCAN_CUDA", "0")
+    assert not _scan_cuda.available()

@@ -1,6 +1,6 @@
-// What the CUDA C++ scan experiments of this folder share (selective_scan_fwd.cu, selective_scan_lean.cu): the
-// parameter block bench/scan_cuda.py fills, the element conversions, 2^x and the softplus. With
-// EDGEMV_CPU_EMULATION (g++ on the CPU, float only; tests/test_scan_cuda_emulation.py) the CUDA headers are replaced
+// What the CUDA C++ scan kernels share (selective_scan_n8.cu here, bench/cuda/selective_scan_fwd.cu): the parameter
+// block edgemv.ops.scan_cuda fills, the element conversions, 2^x and the softplus. With EDGEMV_CPU_EMULATION (g++ on
+// the CPU, float only; tests/test_scan_cuda_emulation.py) the CUDA headers are replaced
 // by cpu_emulation.h and the half/bfloat16 conversions and the MUFU instruction are left out.
 #pragma once
 
@@ -17,7 +17,7 @@ namespace {
 
 constexpr int N = 8;  // states (MambaVision's d_state)
 
-struct Params {  // mirrored by bench/scan_cuda._Params (checked against edgemv_scan_params_size() at load)
+struct Params {  // mirrored by edgemv.ops.scan_cuda.Params (checked against edgemv_scan_params_size() at load)
   const void *u, *dt, *B, *C, *z;
   const float *A, *D, *bias;
   void *y;

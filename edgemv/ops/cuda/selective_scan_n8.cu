@@ -1,32 +1,32 @@
-// Forward selective scan for N = 8, CUDA C++: the "lean" version of the staged experiment
-// (selective_scan_fwd.cu). Same contract as edgemv.ops.selective_scan; bench/scan_cuda.py builds and loads it.
+// Forward selective scan for N = 8, CUDA C++. Same contract as edgemv.ops.selective_scan:
+//   h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = C_t . h_t + D u_t,  y *= silu(z)
+// with delta = softplus(delta + delta_bias) when asked; fp32 arithmetic for fp16/bf16/fp32 inputs; any strides.
+// edgemv.ops.scan_cuda builds it with nvcc on first use and launches it through ctypes; 'auto' times it beside the
+// Triton kernels (edgemv.ops.scan_tune).
 //
-// The staged kernel fixed the Triton kernels' occupancy and memory waits but executed 2.2x their instructions
-// (Nsight Compute, docs/benchmarks.md): 64-bit index arithmetic per element, bounds checks everywhere, and three of
-// four warps idle during the scan. Here:
-//   - a block is one warp (no idle warps; __syncwarp instead of block barriers) of 32 / SPLIT channels: SPLIT = 1
-//     or 2 lanes per channel in the scan, 8 / SPLIT states each (SPLIT = 2: twice the warps, the softplus repeated
-//     on both lanes and one shuffle per step for y);
-//   - each lane loads its share of a (channels, 32 steps) chunk with 32-bit offsets from a warp-uniform base
-//     pointer that moves once per chunk (one add per element), lanes along whichever axis is contiguous;
-//   - bounds checks only in the last chunk and the last channel block (a separate, masked path);
-//   - the next chunk's loads are in flight in registers while the current chunk is scanned;
-//   - the scanning lane adds the bias and computes the softplus itself (no per-element channel lookup) and reads
-//     B_t, C_t as float4 broadcasts.
-// Its SASS for sm_90 (nvcc 13.0, fp16; no spills), per channel-step in a full chunk: SPLIT = 1 (128 registers)
-// about 103 instructions (76 in the scan loop, 17 loading and staging, 10 storing) on 640 warps at 160 x 196
-// batch 128; SPLIT = 2 (124 registers) about 142 on 1280 warps. The Triton kernels: ~120 on 384 warps; the staged
-// kernel ~270 (Nsight Compute). At L = 196 the 7 chunks of 32 steps carry 28 padded steps (12.5%).
-// Not yet run on a GPU; its logic is tested on the CPU through cpu_emulation.h (tests/test_scan_cuda_emulation.py).
+// Design (each point measured on an H200 with Nsight Compute; docs/benchmarks.md, "The CUDA C++ kernel"):
+//   - a block is one warp of 32 / SPLIT channels, SPLIT = 1, 2 or 4 lanes per channel, 8 / SPLIT states each: many
+//     small blocks spread evenly over the SMs' schedulers, and no block barriers (__syncwarp);
+//   - it walks the sequence in chunks of 32 steps. Each chunk is loaded with lanes along whichever of L or D is
+//     contiguous (32-bit offsets from a warp-uniform base, bounds checks only in the last chunk and channel block)
+//     and staged in shared memory as fp32; delta's bias and softplus are computed there, once per element, not by
+//     every lane of a channel;
+//   - the scan reads only shared memory: a pair of steps' (delta, u) and B, C per 128-bit load, the reads of the
+//     next pair issued before the current pair is computed (volatile PTX, so ptxas keeps that order); each lane
+//     writes its partial y, summed with D u when the chunk is stored (no shuffles);
+//   - a full chunk's scan is unrolled (every shared offset is a constant); the last chunk runs only its real steps;
+//   - the next chunk's global loads are in flight in registers while the current one is scanned.
+// At 160 x 196 batch 128 fp16 on MambaVision's layout it runs in 39.5 us (SPLIT 2) against 60.6 us for the best
+// Triton kernel there; its tests on the CPU compile this file with g++ through cpu_emulation.h.
 
-// Params (the staged kernel's), to_f / from_f, ex2, softplus, N = 8; cpu_emulation.h under EDGEMV_CPU_EMULATION
+// Params, to_f / from_f, ex2, softplus, N = 8; cpu_emulation.h under EDGEMV_CPU_EMULATION
 #include "scan_common.cuh"
 
 namespace {
 
 constexpr int T = 32;  // steps per chunk
 constexpr int WARP = 32;
-// Build-time knobs (bench/scan_lean_sweep.py tries others): the minimum blocks per SM the register allocation must
+// Build-time knobs (bench/scan_lean_sweep.py tries others; these defaults were the best or within 3%): the minimum blocks per SM the register allocation must
 // allow for SPLIT 1, 2, 4 (a one-warp block's registers bound how many are resident; 160 x 196 batch 128 needs 5, 10
 // or 20 per SM), and how many steps ahead a full chunk's scan reads its operands from shared memory.
 #ifndef LEAN_MIN_BLOCKS_1
