@@ -55,6 +55,17 @@ def test_cuda_kernel_logic_on_cpu(scan_cuda, case, lanes):
     assert y is out and math.isfinite(err) and err < 1e-5, err
 
 
+@pytest.mark.parametrize("big", [False, True])
+def test_fast_softplus_of_16_bit_inputs_on_cpu(scan_cuda, big):
+    # the softplus fp16/bf16 inputs get (log2(1 + v), an absolute error of ~6e-8 in delta), built here for float32:
+    # far inside the fp16 tolerance (2e-3), and still near float32's
+    inp = make(2, 40, 70, torch.float32, big, True, False, True, True, softplus=True)
+    out = torch.full((2, 40, 70), float("nan"))
+    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, defines=("LEAN_FAST_SOFTPLUS=1",))
+    err = rel_err(y, scan_f64(**inp))
+    assert math.isfinite(err) and err < 2e-5, err
+
+
 def test_cuda_kernel_rejects_what_it_cannot_index(scan_cuda):
     inp = make(1, 1, 4, torch.float32)
     inp["u"] = inp["u"].contiguous().as_strided((1, 1, 4), (4, 2**26, 1))  # a channel stride past 32-bit offsets

@@ -185,12 +185,12 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 
 
 @functools.lru_cache(maxsize=None)
-def _cpu_library():
+def _cpu_library(defines: tuple = ()):
     compiler = cxx()
     if compiler is None:
         raise RuntimeError("the CPU emulation of the CUDA scan kernel needs g++ (C++20)")
     path = build(compiler, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x",
-                            "c++"], SOURCE, "scan_n8_cpu")
+                            "c++"] + [f"-D{d}" for d in defines], SOURCE, "scan_n8_cpu")
     lib = ctypes.CDLL(path)
     check_params(lib)
     lib.edgemv_scan_n8_cpu.restype = ctypes.c_int
@@ -199,14 +199,15 @@ def _cpu_library():
 
 
 def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                                 lanes=1):
-    """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic."""
+                                 lanes=1, defines=()):
+    """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic.
+    ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
     p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
     if y.numel():
-        _cpu_library().edgemv_scan_n8_cpu(ctypes.addressof(p), int(lanes), u.shape[0])
+        _cpu_library(tuple(defines)).edgemv_scan_n8_cpu(ctypes.addressof(p), int(lanes), u.shape[0])
     del keep
     return y

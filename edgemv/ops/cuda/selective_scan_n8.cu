@@ -38,6 +38,9 @@ constexpr int WARP = 32;
 #ifndef LEAN_MIN_BLOCKS_4
 #define LEAN_MIN_BLOCKS_4 24
 #endif
+#ifndef LEAN_FAST_SOFTPLUS  // 1: the 6-instruction softplus for fp32 inputs too (fp16/bf16 always use it; tests)
+#define LEAN_FAST_SOFTPLUS 0
+#endif
 #ifndef LEAN_PREFETCH
 #define LEAN_PREFETCH 1
 #endif
@@ -122,7 +125,7 @@ __device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE]
 #pragma unroll
   for (int i = 0; i < M::PER_LANE; ++i) {
     float d = to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias);
-    if (SOFTPLUS) d = softplus(d);
+    if (SOFTPLUS) d = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d);
     s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i))] = d;
   }
 }
