@@ -20,7 +20,8 @@ from edgemv.ops import scan_cuda as _scan_cuda  # noqa: E402
 pytestmark = pytest.mark.skipif(_scan_cuda.cxx() is None, reason="needs a C++ compiler ($CXX or g++)")
 
 # (batch, channels, L, big delta, D, z, delta_bias, softplus, model layout, y transposed): one chunk or several,
-# full and ragged channel blocks, L = 1, both input layouts, y stored along L or along D
+# full and ragged channel blocks, L = 1, both input layouts, y stored along L or along D; the kernel's fast path
+# (full channel blocks, L >= 32, no z) and its general path
 CASES = [
     (1, 8, 1, False, True, False, True, True, True, False),
     (2, 40, 7, True, True, True, True, True, False, False),
@@ -28,6 +29,8 @@ CASES = [
     (2, 70, 65, False, False, False, False, False, False, True),
     (3, 20, 33, True, True, True, False, True, True, True),
     (1, 64, 96, False, True, False, True, True, False, False),
+    (1, 32, 196, False, True, False, True, True, True, False),  # MambaVision's lengths: full chunks, then the last
+    (2, 48, 49, True, True, False, True, True, False, True),    # one shifted back to end at L
 ]
 
 
