@@ -113,36 +113,28 @@ __device__ __forceinline__ void load_chunk(const Params& p, int64_t bat, int c0,
   }
 }
 
-// Staging, one element at a time (so that the fast path can spread a chunk's staging over the previous chunk's
-// scan): element i of this lane's share of a tile goes to x_index(t, c) = base + offset(i), with (t, c) from
-// TileMap; both layouts' offsets are compile-time constants for each i, the layout (which axis the tensor is
-// contiguous along) a warp-uniform runtime choice.
-template <int CH>
-struct StageMap {
-  int base_l, base_d;  // x_index of element 0, lanes along the steps / along the channels
-  __device__ explicit StageMap(int lane)
-      : base_l(x_index<CH>(lane, 0)), base_d(x_index<CH>(lane / CH, lane % CH)) {}
-  __device__ int index(bool l_major, int i) const {
-    using M = TileMap<CH>;
-    // lanes along the channels: t = i ROWS + lane / CH; t's halves and parity split into a per-lane part and a
-    // constant when ROWS is even, and t = i when ROWS is 1
-    const int d_off = (M::ROWS % 2 == 0) ? i * (M::ROWS / 2) * (CH + 1) * 4 : x_index<CH>(i, 0);
-    return l_major ? base_l + 4 * i : base_d + d_off;
+// Staging: this lane's share of the chunk's raw delta -> delta + bias (softplus'd), once per element (not once per
+// scanning lane), and u, into the x tile. L_MAJOR: lanes along the steps (element i is channel i). The index of
+// element i is a lane-dependent part plus a constant (t's halves and parity split that way for every CH), so the
+// unrolled stores take immediate offsets.
+template <typename E, int CH, bool L_MAJOR, bool SOFTPLUS>
+__device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE], float* s_x, const float* s_bias,
+                                            int lane) {
+  using M = TileMap<CH>;
+  const float lane_bias = s_bias[lane % CH];
+#pragma unroll
+  for (int i = 0; i < M::PER_LANE; ++i) {
+    float d = to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias);
+    if (SOFTPLUS) d = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d);
+    s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i))] = d;
   }
-};
-
-// delta + bias (softplus'd) of element i into the x tile: once per element, not once per scanning lane
-template <typename E, int CH>
-__device__ __forceinline__ void stage_delta(E raw, int i, bool l_major, bool softplus_on, const StageMap<CH>& m,
-                                            float* s_x, const float* s_bias, int lane) {
-  float d = to_f(raw) + s_bias[l_major ? i : lane % CH];
-  if (softplus_on) d = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d);
-  s_x[m.index(l_major, i)] = d;
 }
 
-template <typename E, int CH>
-__device__ __forceinline__ void stage_u(E raw, int i, bool l_major, const StageMap<CH>& m, float* s_x) {
-  s_x[m.index(l_major, i) + 1] = to_f(raw);
+template <typename E, int CH, bool L_MAJOR>
+__device__ __forceinline__ void stage_u(const E (&u)[TileMap<CH>::PER_LANE], float* s_x, int lane) {
+  using M = TileMap<CH>;
+#pragma unroll
+  for (int i = 0; i < M::PER_LANE; ++i) s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i)) + 1] = to_f(u[i]);
 }
 
 template <int SPLIT> __device__ __forceinline__ float sum_parts(const float* y);  // the SPLIT partial sums of y
@@ -213,14 +205,11 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
   constexpr int CH = WARP / SPLIT;  // channels per block
   constexpr int K = N / SPLIT;      // states per lane
   constexpr int ROWY = WARP + SPLIT;  // s_y row in floats, padded so the vector reads of the store are conflict-free
-  constexpr int XSIZE = T / 2 * (CH + 1) * 4, BCSIZE = T / 2 * BC_ROW;
-  constexpr int PER_LANE = TileMap<CH>::PER_LANE;
   static_assert(K % 2 == 0 && T % 2 == 0, "operands are read for pairs of steps and pairs of states");
-  // two buffers of the staged inputs: the fast path stages chunk k + 1 while it scans chunk k
-  __shared__ __align__(16) float s_x[2][XSIZE];  // delta (biased, softplus'd) and u: x_index
-  __shared__ __align__(16) float s_B[2][BCSIZE];  // bc_index
-  __shared__ __align__(16) float s_C[2][BCSIZE];
+  __shared__ __align__(16) float s_x[T / 2 * (CH + 1) * 4];  // the chunk's delta (biased, softplus'd) and u: x_index
   __shared__ __align__(16) float s_y[T * ROWY];   // the chunk's partial y, [t][c * SPLIT + part]
+  __shared__ __align__(16) float s_B[T / 2 * BC_ROW];  // bc_index
+  __shared__ __align__(16) float s_C[T / 2 * BC_ROW];
   __shared__ float s_bias[CH], s_D[CH];
 
   const int64_t bat = blockIdx.y;
@@ -230,10 +219,8 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
   const int cc = min(c0 + ch, (int)p.dim - 1);
   const bool full_c = c0 + CH <= p.dim;
   const int c_lim = (int)p.dim - c0;
-  const int length = (int)p.length;
   const bool softplus_on = p.softplus;
   const bool u_l = p.su_l == 1, dt_l = p.sdt_l == 1 || p.sdt_d != 1, y_l = p.sy_l == 1;
-  const StageMap<CH> smap(lane);
 
   if (lane < CH) {
     const int c = min(c0 + lane, (int)p.dim - 1);
@@ -254,12 +241,12 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
     float4 x;  // (delta_t, u_t, delta_t+1, u_t+1)
     float b[2][K], c[2][K];
   };
-  auto read_pair = [&](int buf, int t, Pair& o) {  // t even
-    o.x = lds_f4(reinterpret_cast<const float4*>(&s_x[buf][x_index<CH>(t, ch)]));
+  auto read_pair = [&](int t, Pair& o) {  // t even
+    o.x = lds_f4(reinterpret_cast<const float4*>(&s_x[x_index<CH>(t, ch)]));
 #pragma unroll
     for (int j = 0; j < K; j += 2) {
-      const float4 bv = lds_f4(reinterpret_cast<const float4*>(&s_B[buf][bc_index(t, part * K + j)]));
-      const float4 kv = lds_f4(reinterpret_cast<const float4*>(&s_C[buf][bc_index(t, part * K + j)]));
+      const float4 bv = lds_f4(reinterpret_cast<const float4*>(&s_B[bc_index(t, part * K + j)]));
+      const float4 kv = lds_f4(reinterpret_cast<const float4*>(&s_C[bc_index(t, part * K + j)]));
       o.b[0][j] = bv.x; o.b[1][j] = bv.y; o.b[0][j + 1] = bv.z; o.b[1][j + 1] = bv.w;
       o.c[0][j] = kv.x; o.c[1][j] = kv.y; o.c[0][j + 1] = kv.z; o.c[1][j + 1] = kv.w;
     }
@@ -274,108 +261,78 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
     }
     sts_f(&s_y[t * ROWY + lane], y);
   };
-  // rows [t_first, t_last) of the chunk in buffer buf, one step at a time (the last chunk's rows)
-  auto scan_rows = [&](int buf, int t_first, int t_last) {
-#pragma unroll 1
-    for (int t = t_first; t < t_last; ++t) {
-      const float2 x = *reinterpret_cast<const float2*>(&s_x[buf][x_index<CH>(t, ch)]);
-      float b[K], c[K];
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        b[j] = s_B[buf][bc_index(t, part * K + j)];
-        c[j] = s_C[buf][bc_index(t, part * K + j)];
-      }
-      compute_step(t, x.x, x.y, b, c);
-    }
+
+  // The chunks start at 0, T, 2T, ... When T does not divide L and L >= T, the last chunk starts at L - T instead
+  // (a full window, so its loads need no bounds checks) and scans and stores only its rows past the previous
+  // chunk's end; only L < T or a partial channel block load with checks.
+  const int length = (int)p.length;
+  const int n_full = length / T, rem = length % T;
+  const bool shift_last = rem > 0 && n_full > 0;
+  const int n_chunks = n_full + (rem > 0);
+  auto start_of = [&](int kk) { return kk < n_full ? kk * T : (shift_last ? length - T : kk * T); };
+  auto load = [&](int kk, Chunk<E, CH>& k) {
+    const bool full_t = kk < n_full || shift_last;
+    if (full_c && full_t) load_chunk<E, CH, false>(p, bat, c0, start_of(kk), lane, u_l, dt_l, k);
+    else load_chunk<E, CH, true>(p, bat, c0, start_of(kk), lane, u_l, dt_l, k);
   };
 
   Chunk<E, CH> k;
-  // staging of this lane's elements [i0, i1) of the chunk held in k, and of its B_t, C_t values [n0, n1)
-  auto stage = [&](int buf, int i0, int i1, int n0, int n1) {
-#pragma unroll
-    for (int i = 0; i < PER_LANE; ++i) {
-      if (i >= i0 && i < i1) {
-        stage_delta<E, CH>(k.dt[i], i, dt_l, softplus_on, smap, s_x[buf], s_bias, lane);
-        stage_u<E, CH>(k.u[i], i, u_l, smap, s_x[buf]);
-      }
-    }
+  load(0, k);
+  for (int kk = 0; kk < n_chunks; ++kk) {
+    const int t0 = start_of(kk);
+    const int t_first = (kk == n_full && shift_last) ? T - rem : 0;  // rows the previous chunk already did
+    const int t_lim = min(length - t0, T);
+    // 1. stage the chunk as fp32: delta once per element, B_t and C_t one step per lane
+    if (dt_l && softplus_on) stage_delta<E, CH, true, true>(k.dt, s_x, s_bias, lane);
+    else if (dt_l) stage_delta<E, CH, true, false>(k.dt, s_x, s_bias, lane);
+    else if (softplus_on) stage_delta<E, CH, false, true>(k.dt, s_x, s_bias, lane);
+    else stage_delta<E, CH, false, false>(k.dt, s_x, s_bias, lane);
+    if (u_l) stage_u<E, CH, true>(k.u, s_x, lane);
+    else stage_u<E, CH, false>(k.u, s_x, lane);
 #pragma unroll
     for (int n = 0; n < N; ++n) {  // this lane's step
-      if (n >= n0 && n < n1) {
-        s_B[buf][bc_index(lane, n)] = to_f(k.b[n]);
-        s_C[buf][bc_index(lane, n)] = to_f(k.c[n]);
-      }
+      s_B[bc_index(lane, n)] = to_f(k.b[n]);
+      s_C[bc_index(lane, n)] = to_f(k.c[n]);
     }
-  };
-  auto store = [&](bool fast, int buf, int t0, int t_first, int t_lim) {
-    if (fast) {
-      if (y_l) store_y<E, SPLIT, true, true>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x[buf], s_D);
-      else store_y<E, SPLIT, false, true>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x[buf], s_D);
+    __syncwarp();
+    // 2. the next chunk's loads go out now and land while this one is scanned
+    if (kk + 1 < n_chunks) load(kk + 1, k);
+    // 3. scan: fully unrolled over a full chunk (shared-memory offsets are constants); a last chunk's rows
+    // [t_first, t_lim) in a loop (no padded steps)
+    if (t_first == 0 && t_lim == T) {
+      constexpr int PAIRS = T / 2;
+      Pair ring[kPrefetch + 1];  // registers: every index is a constant in the unrolled loop
+#pragma unroll
+      for (int q = 0; q < kPrefetch; ++q) read_pair(2 * q, ring[q]);
+#pragma unroll
+      for (int q = 0; q < PAIRS; ++q) {
+        if (q + kPrefetch < PAIRS) read_pair(2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
+        const Pair& o = ring[q % (kPrefetch + 1)];
+        compute_step(2 * q, o.x.x, o.x.y, o.b[0], o.c[0]);
+        compute_step(2 * q + 1, o.x.z, o.x.w, o.b[1], o.c[1]);
+      }
     } else {
-      if (y_l) store_y<E, SPLIT, true, false>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x[buf], s_D);
-      else store_y<E, SPLIT, false, false>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x[buf], s_D);
-    }
-  };
-
-  if (full_c && length >= T && !p.has_z) {
-    // Fast path: every chunk is a full window of T steps, so no load or store checks bounds. The chunks start at
-    // 0, T, 2T, ...; when T does not divide L the last one starts at L - T and scans and stores only its rows past
-    // the previous chunk's end. While chunk kk is scanned, chunk kk + 1 (already in registers) is staged into the
-    // other buffer, spread over the second half of the scan's steps, so that the staging's softplus and stores
-    // fill the scan's waits on its exp2 and shared loads; its global loads were issued a whole scan earlier.
-    const int n_full = length / T, rem = length % T;
-    const int n_chunks = n_full + (rem > 0);
-    auto start_of = [&](int kk) { return kk < n_full ? kk * T : length - T; };
-    load_chunk<E, CH, false>(p, bat, c0, 0, lane, u_l, dt_l, k);
-    stage(0, 0, PER_LANE, 0, N);
-    __syncwarp();
-    if (n_chunks > 1) load_chunk<E, CH, false>(p, bat, c0, start_of(1), lane, u_l, dt_l, k);
-    for (int kk = 0; kk < n_chunks; ++kk) {
-      const int buf = kk & 1;
-      const bool has_next = kk + 1 < n_chunks;
-      const int t_first = kk < n_full ? 0 : T - rem;
-      if (t_first == 0) {
-        constexpr int PAIRS = T / 2, HALF = PAIRS / 2;
-        Pair ring[kPrefetch + 1];  // registers: every index is a constant in the unrolled loop
+#pragma unroll 1
+      for (int t = t_first; t < t_lim; ++t) {
+        const float2 x = *reinterpret_cast<const float2*>(&s_x[x_index<CH>(t, ch)]);
+        float b[K], c[K];
 #pragma unroll
-        for (int q = 0; q < kPrefetch; ++q) read_pair(buf, 2 * q, ring[q]);
-#pragma unroll
-        for (int q = 0; q < PAIRS; ++q) {
-          if (q + kPrefetch < PAIRS) read_pair(buf, 2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
-          const Pair& o = ring[q % (kPrefetch + 1)];
-          compute_step(2 * q, o.x.x, o.x.y, o.b[0], o.c[0]);
-          compute_step(2 * q + 1, o.x.z, o.x.w, o.b[1], o.c[1]);
-          if (q >= HALF && has_next) {  // the next chunk's share for this pair of steps
-            const int r = q - HALF;
-            stage(buf ^ 1, r * PER_LANE / HALF, (r + 1) * PER_LANE / HALF, r * N / HALF, (r + 1) * N / HALF);
-          }
+        for (int j = 0; j < K; ++j) {
+          b[j] = s_B[bc_index(t, part * K + j)];
+          c[j] = s_C[bc_index(t, part * K + j)];
         }
-      } else {
-        scan_rows(buf, t_first, T);  // the last chunk: nothing left to stage
+        compute_step(t, x.x, x.y, b, c);
       }
-      __syncwarp();
-      if (kk + 2 < n_chunks) load_chunk<E, CH, false>(p, bat, c0, start_of(kk + 2), lane, u_l, dt_l, k);
-      store(t_first == 0, buf, start_of(kk), t_first, T);
-      __syncwarp();  // the next chunk's scan overwrites s_y, its staging this chunk's buffer
     }
-    return;
-  }
-
-  // General path (a partial channel block, L < T, or z): one buffer, each chunk loaded (with bounds checks where
-  // needed), staged, scanned and stored in turn; the next chunk's loads in flight during the scan.
-  if (full_c && T <= length) load_chunk<E, CH, false>(p, bat, c0, 0, lane, u_l, dt_l, k);
-  else load_chunk<E, CH, true>(p, bat, c0, 0, lane, u_l, dt_l, k);
-  for (int t0 = 0; t0 < length; t0 += T) {
-    const int t_lim = length - t0;
-    stage(0, 0, PER_LANE, 0, N);
     __syncwarp();
-    if (t0 + T < length) {
-      if (full_c && t0 + 2 * T <= length) load_chunk<E, CH, false>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
-      else load_chunk<E, CH, true>(p, bat, c0, t0 + T, lane, u_l, dt_l, k);
+    // 4. store y
+    if (full_c && t_first == 0 && t_lim == T && !p.has_z) {
+      if (y_l) store_y<E, SPLIT, true, true>(p, bat, c0, t0, lane, c_lim, 0, T, s_y, s_x, s_D);
+      else store_y<E, SPLIT, false, true>(p, bat, c0, t0, lane, c_lim, 0, T, s_y, s_x, s_D);
+    } else {
+      if (y_l) store_y<E, SPLIT, true, false>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x, s_D);
+      else store_y<E, SPLIT, false, false>(p, bat, c0, t0, lane, c_lim, t_first, t_lim, s_y, s_x, s_D);
     }
-    scan_rows(0, 0, min(t_lim, T));
-    __syncwarp();
-    store(full_c && t_lim >= T && !p.has_z, 0, t0, 0, t_lim);
     __syncwarp();  // the next staging overwrites the shared tiles
   }
 }
