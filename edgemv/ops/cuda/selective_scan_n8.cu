@@ -41,14 +41,6 @@ constexpr int WARP = 32;
 #ifndef LEAN_FAST_SOFTPLUS  // 1: the 6-instruction softplus for fp32 inputs too (fp16/bf16 always use it; tests)
 #define LEAN_FAST_SOFTPLUS 0
 #endif
-#ifndef LEAN_PIPELINE
-#define LEAN_PIPELINE 0
-#endif
-constexpr bool kPipeline = LEAN_PIPELINE;
-#ifndef LEAN_YSPLIT
-#define LEAN_YSPLIT 0
-#endif
-constexpr bool kYSplit = LEAN_YSPLIT;
 #ifndef LEAN_PREFETCH
 #define LEAN_PREFETCH 1
 #endif
@@ -259,40 +251,15 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
       o.c[0][j] = kv.x; o.c[1][j] = kv.y; o.c[0][j + 1] = kv.z; o.c[1][j + 1] = kv.w;
     }
   };
-  // LEAN_PIPELINE: a pair's decays and inputs (the exp2 and du B products) computed one pair ahead of the state
-  // updates that use them, so that the exp2 latency overlaps the previous pair's updates
-  struct Pre {
-    float dA[2][K], bdu[2][K];
-  };
-  auto precompute = [&](const Pair& o, Pre& r) {
-#pragma unroll
-    for (int st = 0; st < 2; ++st) {
-      const float delta = st ? o.x.z : o.x.x, du = delta * (st ? o.x.w : o.x.y);
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        r.dA[st][j] = ex2(delta * a[j]);
-        r.bdu[st][j] = du * o.b[st][j];
-      }
-    }
-  };
-  auto apply_step = [&](int t, const float (&dA)[K], const float (&bdu)[K], const float (&c)[K]) {
+  auto compute_step = [&](int t, float delta, float u, const float (&b)[K], const float (&c)[K]) {
+    const float du = delta * u;
     float y = 0.0f;
 #pragma unroll
     for (int j = 0; j < K; ++j) {
-      h[j] = fmaf(dA[j], h[j], bdu[j]);
+      h[j] = fmaf(ex2(delta * a[j]), h[j], du * b[j]);
       y = fmaf(h[j], c[j], y);
     }
     sts_f(&s_y[t * ROWY + lane], y);
-  };
-  auto compute_step = [&](int t, float delta, float u, const float (&b)[K], const float (&c)[K]) {
-    const float du = delta * u;
-    float y[2] = {0.0f, 0.0f};  // with LEAN_YSPLIT two half sums: half as long a dependent chain per step
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-      h[j] = fmaf(ex2(delta * a[j]), h[j], du * b[j]);
-      y[kYSplit ? j & 1 : 0] = fmaf(h[j], c[j], y[kYSplit ? j & 1 : 0]);
-    }
-    sts_f(&s_y[t * ROWY + lane], kYSplit ? y[0] + y[1] : y[0]);
   };
 
   // The chunks start at 0, T, 2T, ... When T does not divide L and L >= T, the last chunk starts at L - T instead
@@ -337,25 +304,12 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
       Pair ring[kPrefetch + 1];  // registers: every index is a constant in the unrolled loop
 #pragma unroll
       for (int q = 0; q < kPrefetch; ++q) read_pair(2 * q, ring[q]);
-      if (kPipeline) {
-        Pre pre[2];
-        precompute(ring[0], pre[0]);
 #pragma unroll
-        for (int q = 0; q < PAIRS; ++q) {
-          if (q + kPrefetch < PAIRS) read_pair(2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
-          if (q + 1 < PAIRS) precompute(ring[(q + 1) % (kPrefetch + 1)], pre[(q + 1) & 1]);
-          const Pair& o = ring[q % (kPrefetch + 1)];
-          apply_step(2 * q, pre[q & 1].dA[0], pre[q & 1].bdu[0], o.c[0]);
-          apply_step(2 * q + 1, pre[q & 1].dA[1], pre[q & 1].bdu[1], o.c[1]);
-        }
-      } else {
-#pragma unroll
-        for (int q = 0; q < PAIRS; ++q) {
-          if (q + kPrefetch < PAIRS) read_pair(2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
-          const Pair& o = ring[q % (kPrefetch + 1)];
-          compute_step(2 * q, o.x.x, o.x.y, o.b[0], o.c[0]);
-          compute_step(2 * q + 1, o.x.z, o.x.w, o.b[1], o.c[1]);
-        }
+      for (int q = 0; q < PAIRS; ++q) {
+        if (q + kPrefetch < PAIRS) read_pair(2 * (q + kPrefetch), ring[(q + kPrefetch) % (kPrefetch + 1)]);
+        const Pair& o = ring[q % (kPrefetch + 1)];
+        compute_step(2 * q, o.x.x, o.x.y, o.b[0], o.c[0]);
+        compute_step(2 * q + 1, o.x.z, o.x.w, o.b[1], o.c[1]);
       }
     } else {
 #pragma unroll 1
