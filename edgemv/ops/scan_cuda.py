@@ -5,7 +5,7 @@ Why a CUDA C++ kernel beside the Triton ones: it stages each chunk of 32 steps i
 softplus computed once per element, not once per scanning thread), runs one-warp blocks with 2 or 4 lanes per
 channel (``lanes``: 4 or 2 states each, partial sums of y added when the chunk is stored) and reads a pair of
 steps' operands per 128-bit shared load. Triton gives no control over which lane holds which state or over
-shared-memory layouts, and on an H200 this kernel is 1.5x faster than the best Triton kernel on MambaVision's
+shared-memory layouts, and on an H200 this kernel is 1.7x faster than the best Triton kernel on MambaVision's
 layout at 160 x 196 batch 128 (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times it beside the Triton
 kernels when it is available.
 

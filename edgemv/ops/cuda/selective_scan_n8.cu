@@ -8,15 +8,16 @@
 //   - a block is one warp of 32 / SPLIT channels, SPLIT = 1, 2 or 4 lanes per channel, 8 / SPLIT states each: many
 //     small blocks spread evenly over the SMs' schedulers, and no block barriers (__syncwarp);
 //   - it walks the sequence in chunks of 32 steps. Each chunk is loaded with lanes along whichever of L or D is
-//     contiguous (32-bit offsets from a warp-uniform base, bounds checks only in the last chunk and channel block)
-//     and staged in shared memory as fp32; delta's bias and softplus are computed there, once per element, not by
-//     every lane of a channel;
+//     contiguous (32-bit offsets from a warp-uniform base; when 32 does not divide L the last chunk is the full
+//     window ending at L, so only L < 32 or a partial channel block checks bounds) and staged in shared memory as
+//     fp32; delta's bias and softplus (a 6-instruction one for 16-bit inputs) are computed there, once per
+//     element, not by every lane of a channel;
 //   - the scan reads only shared memory: a pair of steps' (delta, u) and B, C per 128-bit load, the reads of the
 //     next pair issued before the current pair is computed (volatile PTX, so ptxas keeps that order); each lane
 //     writes its partial y, summed with D u when the chunk is stored (no shuffles);
-//   - a full chunk's scan is unrolled (every shared offset is a constant); the last chunk runs only its real steps;
+//   - a full chunk's scan is unrolled (every shared offset is a constant); a shifted last chunk scans its new rows;
 //   - the next chunk's global loads are in flight in registers while the current one is scanned.
-// At 160 x 196 batch 128 fp16 on MambaVision's layout it runs in 39.5 us (SPLIT 2) against 60.6 us for the best
+// At 160 x 196 batch 128 fp16 on MambaVision's layout it runs in 35.6 us (SPLIT 2) against 61.0 us for the best
 // Triton kernel there; its tests on the CPU compile this file with g++ through cpu_emulation.h.
 
 // Params, to_f / from_f, ex2, softplus, N = 8; cpu_emulation.h under EDGEMV_CPU_EMULATION
