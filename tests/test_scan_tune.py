@@ -145,3 +145,20 @@ def test_cuda_kernel_is_a_candidate_where_available_and_keys_its_own_choices(cac
     monkeypatch.setattr(scan_cuda, "available", lambda: False)
     monkeypatch.setattr(scan_tune, "_memory", {})
     assert scan_tune.choose(_recording_run([]), **_inputs(), timer=lambda fn: 1 / 0) == triton_choice
+
+
+def test_a_remembered_cuda_choice_falls_back_where_the_kernel_refuses_the_inputs():
+    calls = []
+
+    def run(variant, opts, out):
+        calls.append(variant)
+        if variant == "cuda":
+            raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
+        return "y"
+    assert scan_tune.run_choice(run, ("cuda", {"lanes": 2}), None) == "y"
+    assert calls == ["cuda", scan_tune.DEFAULT[0]]
+
+    def failing(variant, opts, out):  # other errors, and errors of the Triton kernels, are not hidden
+        raise ValueError("bad input")
+    with pytest.raises(ValueError, match="bad input"):
+        scan_tune.run_choice(failing, ("seq", {"block_d": 64}), None)

@@ -874,15 +874,14 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile))
         if n == 8 and not _INTERPRET and not tiles_given and u.numel():
             # the fastest of the N = 8 kernels for this problem, measured on its first call (edgemv.ops.scan_tune)
-            from .scan_tune import choose
+            from .scan_tune import choose, run_choice
 
             def run(v, opts, o):
                 return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=v,
                                              out=o, prefetch=prefetch, **opts)
 
-            variant, opts = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus)
-            return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=variant,
-                                         out=out, prefetch=prefetch, **opts)
+            choice = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus)
+            return run_choice(run, choice, out)
         variant = "seq"  # 'par' was slower at every shape measured (docs/scan.md, "The Triton kernel")
     if variant == "cuda":
         from .scan_cuda import selective_scan_cuda

@@ -25,7 +25,7 @@ import torch
 
 from ..atomic import write_json_atomic
 
-__all__ = ["CANDIDATES", "CUDA_CANDIDATES", "DEFAULT", "candidates", "choose", "tuning_file"]
+__all__ = ["CANDIDATES", "CUDA_CANDIDATES", "DEFAULT", "candidates", "choose", "run_choice", "tuning_file"]
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +147,17 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
                 "times_us": {f"{cands[i][0]} {json.dumps(cands[i][1], sort_keys=True)}": round(t * 1e3, 2)
                              for i, t in times.items()}})
     return best
+
+
+def run_choice(run, choice, out):
+    """``run(variant, options, out)`` for the chosen kernel. A problem's choice is keyed by which strides are 1, not
+    by their size, so a remembered 'cuda' choice can meet inputs the CUDA kernel cannot index (a stride of 2^25
+    elements or more); those run the default kernel instead of failing."""
+    variant, opts = choice
+    try:
+        return run(variant, opts, out)
+    except ValueError as exc:
+        if variant != "cuda":
+            raise
+        log.debug("CUDA scan kernel refused this call (%s); running %s", exc, DEFAULT)
+        return run(*DEFAULT, out)

@@ -1,0 +1,54 @@
+"""The CUDA C++ scan kernel on a GPU (skipped without one and nvcc; CI has neither, the device machine runs it:
+``python -m pytest -q tests/test_scan_cuda_gpu.py``): against float64 with poisoned outputs, through 'auto', and the
+fallback of a remembered 'cuda' choice on inputs the kernel cannot index."""
+
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from test_scan import make, rel_err, scan_f64  # noqa: E402
+
+from edgemv.ops import scan_cuda, scan_tune  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not scan_cuda.available(), reason="needs a CUDA GPU and nvcc")
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def _cuda(inp):
+    return {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(3, 160, 196, True), (2, 320, 49, False), (1, 40, 7, True), (2, 24, 33, False)])
+def test_cuda_kernel_matches_float64(lanes, dtype, shape):
+    b, d, L, layout = shape
+    inp = _cuda(make(b, d, L, dtype, big=L == 49, has_z=d == 24, model_layout=layout))
+    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=lanes)
+    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+
+
+def test_auto_falls_back_from_a_cuda_choice_the_inputs_do_not_allow(tmp_path, monkeypatch):
+    from edgemv.ops.scan_triton import selective_scan_triton
+
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    inp = _cuda(make(1, 4, 40, torch.float16, model_layout=False))
+    key = scan_tune._problem(**{k: v for k, v in inp.items() if k != "A"})
+    scan_tune._memory[key] = ("cuda", {"lanes": 2})  # as if tuned on an indexable input of the same key
+    wide = torch.empty(1, 4, 2**25, device="cuda", dtype=torch.float16)[:, :, :40]  # channel stride 2**25
+    wide.copy_(inp["u"])
+    inp_wide = dict(inp, u=wide)
+    assert scan_tune._problem(**{k: v for k, v in inp_wide.items() if k != "A"}) == key
+    with pytest.raises(ValueError, match="strides"):
+        scan_cuda.selective_scan_cuda(**inp_wide)
+    y = selective_scan_triton(**inp_wide)  # 'auto': the remembered 'cuda' refuses, 'seq' runs
+    ref = scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
+    assert rel_err(y.cpu(), ref) < 2e-3
