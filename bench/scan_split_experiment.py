@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from scan import TOL, check_output, make_inputs, poisoned, scan_bytes, scan_f64  # noqa: E402
 
-from edgemv.ops.scan_triton import (_cols8, _prefetch_l1, _softplus, _state_step, _tile8,  # noqa: E402
+from edgemv.ops.scan_triton import (_cols8, _prefetch_l1, _softplus, _states8, _tile8,  # noqa: E402
                                     _trip_load)
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
@@ -56,21 +56,8 @@ def _xstep(t, length, u, dt_base, sdt_l, B_base, sB_n, sB_l, C_base, sC_n, sC_l,
     bp = B_base + tc * sB_l
     cp = C_base + tc * sC_l
     du = dt * u
-    y = tl.zeros_like(u)
-    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
-    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
-    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
-                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
-    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
-                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
-    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
-                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
-    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
-                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
-    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
-                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
-    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
-                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    h0, h1, h2, h3, h4, h5, h6, h7, y = _states8(h0, h1, h2, h3, h4, h5, h6, h7, a0, a1, a2, a3, a4, a5, a6, a7,
+                                                 dt, du, bp, sB_n, cp, sC_n)
     return h0, h1, h2, h3, h4, h5, h6, h7, y + dskip * u, dt
 
 
@@ -221,21 +208,8 @@ def _pstep(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, a0, a1, a2
     bp = B_base + tc * sB_l
     cp = C_base + tc * sC_l
     du = dt * u
-    y = tl.zeros_like(u)
-    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
-    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
-    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
-                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
-    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
-                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
-    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
-                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
-    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
-                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
-    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
-                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
-    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
-                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    h0, h1, h2, h3, h4, h5, h6, h7, y = _states8(h0, h1, h2, h3, h4, h5, h6, h7, a0, a1, a2, a3, a4, a5, a6, a7,
+                                                 dt, du, bp, sB_n, cp, sC_n)
     return h0, h1, h2, h3, h4, h5, h6, h7, y + dskip * u
 
 

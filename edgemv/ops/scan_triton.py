@@ -175,6 +175,31 @@ def _state_step(h, a2, dt, du, b_n, c_n, y):
 
 
 @triton.jit
+def _states8(h0, h1, h2, h3, h4, h5, h6, h7, a0, a1, a2, a3, a4, a5, a6, a7, dt, du, bp, sB_n, cp, sC_n,
+             K: tl.constexpr = 8):
+    # the first K (1, 2, 4 or 8) states of one step, B_t and C_t loaded from bp and cp; returns them and C.h
+    y = tl.zeros_like(du)
+    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
+    if K > 1:
+        h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
+    if K > 2:
+        h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
+                            tl.load(cp + 2 * sC_n).to(tl.float32), y)
+        h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
+                            tl.load(cp + 3 * sC_n).to(tl.float32), y)
+    if K > 4:
+        h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
+                            tl.load(cp + 4 * sC_n).to(tl.float32), y)
+        h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
+                            tl.load(cp + 5 * sC_n).to(tl.float32), y)
+        h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
+                            tl.load(cp + 6 * sC_n).to(tl.float32), y)
+        h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
+                            tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    return h0, h1, h2, h3, h4, h5, h6, h7, y
+
+
+@triton.jit
 def _interleave(a, b):
     # columns a0 b0 a1 b1 ... of two (BLOCK_D, k) tiles: join puts the new axis last and in-thread, so this is
     # register renaming, no data movement
@@ -395,21 +420,8 @@ def _pipe_step(t, length, u, dtr, B_base, sB_n, sB_l, C_base, sC_n, sC_l, z_base
     bp = B_base + tc * sB_l
     cp = C_base + tc * sC_l
     du = dt * u
-    y = tl.zeros_like(u)
-    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
-    h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
-    h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
-                        tl.load(cp + 2 * sC_n).to(tl.float32), y)
-    h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
-                        tl.load(cp + 3 * sC_n).to(tl.float32), y)
-    h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
-                        tl.load(cp + 4 * sC_n).to(tl.float32), y)
-    h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
-                        tl.load(cp + 5 * sC_n).to(tl.float32), y)
-    h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
-                        tl.load(cp + 6 * sC_n).to(tl.float32), y)
-    h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
-                        tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    h0, h1, h2, h3, h4, h5, h6, h7, y = _states8(h0, h1, h2, h3, h4, h5, h6, h7, a0, a1, a2, a3, a4, a5, a6, a7,
+                                                 dt, du, bp, sB_n, cp, sC_n)
     if HAS_D:
         y = y + dskip * u
     if HAS_Z:
@@ -556,24 +568,8 @@ def _lanes_step(t, length, u_ptrs, su_l, dt_ptrs, sdt_l, b_ptrs, sB_n, sB_l, c_p
     du = dt * u
     bp = b_ptrs + tc * sB_l
     cp = c_ptrs + tc * sC_l
-    y = tl.zeros_like(u)
-    h0, y = _state_step(h0, a0, dt, du, tl.load(bp).to(tl.float32), tl.load(cp).to(tl.float32), y)
-    if K > 1:
-        h1, y = _state_step(h1, a1, dt, du, tl.load(bp + sB_n).to(tl.float32), tl.load(cp + sC_n).to(tl.float32), y)
-    if K > 2:
-        h2, y = _state_step(h2, a2, dt, du, tl.load(bp + 2 * sB_n).to(tl.float32),
-                            tl.load(cp + 2 * sC_n).to(tl.float32), y)
-        h3, y = _state_step(h3, a3, dt, du, tl.load(bp + 3 * sB_n).to(tl.float32),
-                            tl.load(cp + 3 * sC_n).to(tl.float32), y)
-    if K > 4:
-        h4, y = _state_step(h4, a4, dt, du, tl.load(bp + 4 * sB_n).to(tl.float32),
-                            tl.load(cp + 4 * sC_n).to(tl.float32), y)
-        h5, y = _state_step(h5, a5, dt, du, tl.load(bp + 5 * sB_n).to(tl.float32),
-                            tl.load(cp + 5 * sC_n).to(tl.float32), y)
-        h6, y = _state_step(h6, a6, dt, du, tl.load(bp + 6 * sB_n).to(tl.float32),
-                            tl.load(cp + 6 * sC_n).to(tl.float32), y)
-        h7, y = _state_step(h7, a7, dt, du, tl.load(bp + 7 * sB_n).to(tl.float32),
-                            tl.load(cp + 7 * sC_n).to(tl.float32), y)
+    h0, h1, h2, h3, h4, h5, h6, h7, y = _states8(h0, h1, h2, h3, h4, h5, h6, h7, a0, a1, a2, a3, a4, a5, a6, a7,
+                                                 dt, du, bp, sB_n, cp, sC_n, K)
     if HAS_D:
         y = y + dskip * u
     if HAS_Z:
