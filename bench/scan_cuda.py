@@ -24,7 +24,6 @@ __all__ = ["available", "selective_scan_cuda", "SPLITS", "KERNELS"]
 STAGED_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda", "selective_scan_fwd.cu")
 KERNELS = ("staged", "lean")
 SPLITS = {"staged": (1, 2, 4), "lean": lib_cuda.LANES}  # threads per channel in the scan
-_DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 
 
 @functools.lru_cache(maxsize=None)
@@ -60,12 +59,6 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     p, y, keep = lib_cuda.prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
     if y.numel() == 0:
         return y
-    major, minor = torch.cuda.get_device_capability(u.device)
-    lib = _staged_library(f"sm_{major}{minor}")
-    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
-    with torch.cuda.device(u.device):
-        rc = lib.edgemv_scan_n8(ctypes.addressof(p), _DTYPES[u.dtype], int(split), u.shape[0], stream)
-    if rc != 0:
-        raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
+    lib_cuda.launch(_staged_library(lib_cuda.arch(u.device)).edgemv_scan_n8, p, u, split)
     del keep
     return y

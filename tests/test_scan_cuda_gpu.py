@@ -52,3 +52,17 @@ def test_auto_falls_back_from_a_cuda_choice_the_inputs_do_not_allow(tmp_path, mo
     y = selective_scan_triton(**inp_wide)  # 'auto': the remembered 'cuda' refuses, 'seq' runs
     ref = scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
     assert rel_err(y.cpu(), ref) < 2e-3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_cuda_kernel_reads_parameters_in_their_own_dtype(dtype):
+    # a model after .half(): A, D and delta_bias stored in 16 bits, read as stored (no float32 copies per call)
+    inp = _cuda(make(2, 160, 196, dtype))
+    for name in ("A", "D", "delta_bias"):
+        inp[name] = inp[name].to(dtype)
+    params_before = {name: inp[name].clone() for name in ("A", "D", "delta_bias")}
+    out = torch.full((2, 160, 196), float("nan"), device="cuda", dtype=dtype)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2)
+    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    assert math.isfinite(err) and err < TOL[dtype], err
+    assert all(torch.equal(inp[k], v) for k, v in params_before.items())

@@ -49,10 +49,10 @@ __global__ void __launch_bounds__(THREADS) scan_n8_kernel(Params p) {
   float a[K], h[K];
 #pragma unroll
   for (int j = 0; j < K; ++j) {
-    a[j] = scanner ? p.A[cc * p.sA_d + (part * K + j) * p.sA_n] * 1.4426950408889634f : 0.0f;
+    a[j] = scanner ? param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * 1.4426950408889634f : 0.0f;
     h[j] = 0.0f;
   }
-  const float dskip = (scanner && part == 0 && p.has_d) ? p.D[cc] : 0.0f;  // D u added once per channel
+  const float dskip = (scanner && part == 0 && p.has_d) ? param_f(p.D, cc, p.D_dtype) : 0.0f;  // D u added once per channel
 
   const E* up = static_cast<const E*>(p.u) + b * p.su_b;
   const E* dtp = static_cast<const E*>(p.dt) + b * p.sdt_b;
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(THREADS) scan_n8_kernel(Params p) {
       s_u[t][ci] = to_f(ur[i]);
       tile_pos(i, dt_l, ci, t);
       float d = to_f(dr[i]);
-      if (p.has_bias) d += p.bias[min(c0 + ci, (int)p.dim - 1)];
+      if (p.has_bias) d += param_f(p.bias, min(c0 + ci, (int)p.dim - 1), p.bias_dtype);
       if (p.softplus) d = softplus(d);
       s_dt[t][ci] = t0 + t < p.length ? d : 0.0f;
     }

@@ -30,7 +30,8 @@ import tempfile
 
 import torch
 
-__all__ = ["LANES", "available", "build", "cxx", "nvcc", "selective_scan_cuda", "selective_scan_cpu_emulation"]
+__all__ = ["LANES", "arch", "available", "build", "cxx", "launch", "nvcc", "selective_scan_cuda",
+           "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ class Params(ctypes.Structure):
                 + [(name, ctypes.c_int64) for name in (
                     "dim", "length", "su_b", "su_d", "su_l", "sdt_b", "sdt_d", "sdt_l", "sA_d", "sA_n",
                     "sB_b", "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_d", "sz_l", "sy_b", "sy_d", "sy_l")]
-                + [(name, ctypes.c_int) for name in ("has_d", "has_z", "has_bias", "softplus")])
+                + [(name, ctypes.c_int) for name in ("has_d", "has_z", "has_bias", "softplus", "A_dtype", "D_dtype",
+                                                      "bias_dtype")])
 
 
 def cache_dir() -> str:
@@ -119,12 +121,22 @@ def _library(arch: str, defines: tuple = ()):
     return lib
 
 
+@functools.lru_cache(maxsize=None)
+def _arch_of(index: int) -> str:
+    major, minor = torch.cuda.get_device_capability(index)
+    return f"sm_{major}{minor}"
+
+
+def arch(device) -> str:
+    """nvcc's -arch for a CUDA device ('sm_90'), looked up once per device (this runs on every scan call)."""
+    return _arch_of(device.index if device.index is not None else torch.cuda.current_device())
+
+
 def library(device, defines=()):
     """The kernel's library for ``device``'s architecture (built on first use); ``defines``: ("NAME=VALUE", ...) for
     the build-time knobs of the source (each set is its own library; bench/scan_lean_sweep.py)."""
-    major, minor = torch.cuda.get_device_capability(device)
     try:
-        return _library(f"sm_{major}{minor}", tuple(defines))
+        return _library(arch(device), tuple(defines))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
         if not defines and not _failed:
             log.warning("the CUDA scan kernel is not available: %s", str(exc).splitlines()[0])
@@ -152,17 +164,20 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     for t in (u, delta, B, C, y) + ((z,) if z is not None else ()):
         if min(t.stride()) < 0 or max(t.stride()[1:]) * 64 >= 2**31:
             raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
-    A32 = A.float()
-    D32 = D.float().contiguous() if D is not None else None
-    bias32 = delta_bias.float().contiguous() if delta_bias is not None else None
+    # the kernels read A, D and delta_bias as stored (fp32, fp16 or bf16): no conversion per call; other dtypes
+    # get a float32 copy, non-contiguous D and delta_bias a contiguous one
+    A = A if A.dtype in _DTYPES else A.float()
+    D = (D if D.dtype in _DTYPES else D.float()).contiguous() if D is not None else None
+    bias = (delta_bias if delta_bias.dtype in _DTYPES else delta_bias.float()).contiguous() \
+        if delta_bias is not None else None
     sz = z.stride() if z is not None else (0, 0, 0)
     p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
-               A32.data_ptr(), D32.data_ptr() if D32 is not None else 0,
-               bias32.data_ptr() if bias32 is not None else 0, y.data_ptr(),
-               dim, length, *u.stride(), *delta.stride(), *A32.stride(), *B.stride(), *C.stride(), *sz,
-               *y.stride(), int(D is not None), int(z is not None), int(delta_bias is not None),
-               int(bool(delta_softplus)))
-    return p, y, (A32, D32, bias32)
+               A.data_ptr(), D.data_ptr() if D is not None else 0, bias.data_ptr() if bias is not None else 0,
+               y.data_ptr(), dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz,
+               *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
+               _DTYPES[A.dtype], _DTYPES[D.dtype] if D is not None else 0,
+               _DTYPES[bias.dtype] if bias is not None else 0)
+    return p, y, (A, D, bias)
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
@@ -174,14 +189,19 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
     if y.numel() == 0:
         return y
-    lib = library(u.device, defines)
-    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
-    with torch.cuda.device(u.device):
-        rc = lib.edgemv_scan_n8_cuda(ctypes.addressof(p), _DTYPES[u.dtype], int(lanes), u.shape[0], stream)
-    if rc != 0:
-        raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
+    launch(library(u.device, defines).edgemv_scan_n8_cuda, p, u, lanes)
     del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
     return y
+
+
+def launch(fn, params, u, lanes):
+    """Call a kernel's C entry point ``fn(params, dtype code, lanes, batch, stream)`` on torch's current stream of
+    u's device; a failed launch raises."""
+    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
+    with torch.cuda.device(u.device):
+        rc = fn(ctypes.addressof(params), _DTYPES[u.dtype], int(lanes), u.shape[0], stream)
+    if rc != 0:
+        raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
 
 
 @functools.lru_cache(maxsize=None)
@@ -204,6 +224,7 @@ def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=N
     ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
+    A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
     p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)

@@ -28,10 +28,8 @@ struct float2 {
 struct float4 {
   float x, y, z, w;
 };
-inline float4 make_float4(float a, float b, float c, float d) { return float4{a, b, c, d}; }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
-using std::max;
 using std::min;
 
 inline thread_local dim3 threadIdx, blockIdx;
@@ -55,14 +53,4 @@ inline void emulate_launch(dim3 grid, unsigned threads, const std::function<void
       for (auto& th : pool) th.join();
     }
   }
-}
-
-// A warp shuffle for one-warp blocks: every lane posts its value, then reads its partner's.
-inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
-  static float slots[32];
-  slots[threadIdx.x] = v;
-  emu_barrier->arrive_and_wait();
-  float r = slots[threadIdx.x ^ lane_mask];
-  emu_barrier->arrive_and_wait();
-  return r;
 }

@@ -19,12 +19,13 @@ constexpr int N = 8;  // states (MambaVision's d_state)
 
 struct Params {  // mirrored by edgemv.ops.scan_cuda.Params (checked against edgemv_scan_params_size() at load)
   const void *u, *dt, *B, *C, *z;
-  const float *A, *D, *bias;
+  const void *A, *D, *bias;  // each in its own dtype (A_dtype ...): read as stored, no per-call fp32 copies
   void *y;
   int64_t dim, length;
   int64_t su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l;
   int64_t sz_b, sz_d, sz_l, sy_b, sy_d, sy_l;
   int has_d, has_z, has_bias, softplus;
+  int A_dtype, D_dtype, bias_dtype;  // 0 fp32, 1 fp16, 2 bf16
 };
 
 template <typename E> __device__ __forceinline__ float to_f(E x);
@@ -40,6 +41,15 @@ template <> __device__ __forceinline__ float from_f<float>(float x) { return x; 
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 #endif
+
+// element i of a parameter (A, D, delta_bias) stored as fp32, fp16 or bf16 (dtype code as Params)
+__device__ __forceinline__ float param_f(const void* p, int64_t i, int dtype) {
+#ifndef EDGEMV_CPU_EMULATION
+  if (dtype == 1) return __half2float(static_cast<const __half*>(p)[i]);
+  if (dtype == 2) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+#endif
+  return static_cast<const float*>(p)[i];
+}
 
 __device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU instruction (subnormal results flushed to 0)
 #ifdef EDGEMV_CPU_EMULATION

@@ -202,7 +202,7 @@ __device__ __forceinline__ void sts_f(float* p, float v) {
 }
 
 template <typename E, int SPLIT>
-__global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel(Params p) {
+__global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_kernel(Params p) {
   constexpr int CH = WARP / SPLIT;  // channels per block
   constexpr int K = N / SPLIT;      // states per lane
   constexpr int ROWY = WARP + SPLIT;  // s_y row in floats, padded so the vector reads of the store are conflict-free
@@ -225,13 +225,13 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_lean_kernel
 
   if (lane < CH) {
     const int c = min(c0 + lane, (int)p.dim - 1);
-    s_bias[lane] = p.has_bias ? p.bias[c] : 0.0f;
-    s_D[lane] = p.has_d ? p.D[c] : 0.0f;
+    s_bias[lane] = p.has_bias ? param_f(p.bias, c, p.bias_dtype) : 0.0f;
+    s_D[lane] = p.has_d ? param_f(p.D, c, p.D_dtype) : 0.0f;
   }
   float a[K], h[K];
 #pragma unroll
   for (int j = 0; j < K; ++j) {
-    a[j] = p.A[cc * p.sA_d + (part * K + j) * p.sA_n] * 1.4426950408889634f;
+    a[j] = param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * 1.4426950408889634f;
     h[j] = 0.0f;
   }
   __syncwarp();
@@ -346,9 +346,9 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   const int ch = WARP / split;
   dim3 grid{(unsigned)((p->dim + ch - 1) / ch), (unsigned)batch, 1};
-  if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 1>(*p); });
-  else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 2>(*p); });
-  else emulate_launch(grid, WARP, [p] { scan_n8_lean_kernel<float, 4>(*p); });
+  if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 1>(*p); });
+  else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 2>(*p); });
+  else emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 4>(*p); });
   return 0;
 }
 #else
@@ -357,9 +357,9 @@ template <typename E>
 void launch(const Params& p, int split, int batch, cudaStream_t s) {
   const int ch = WARP / split;
   dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
-  if (split == 1) scan_n8_lean_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
-  else if (split == 2) scan_n8_lean_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
-  else scan_n8_lean_kernel<E, 4><<<grid, WARP, 0, s>>>(p);
+  if (split == 1) scan_n8_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
+  else if (split == 2) scan_n8_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
+  else scan_n8_kernel<E, 4><<<grid, WARP, 0, s>>>(p);
 }
 }  // namespace
 
