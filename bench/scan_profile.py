@@ -5,7 +5,8 @@
         python bench/scan_profile.py --dim 160 --length 196 --batch 128
 
 ``--variant`` picks the kernel: ``seq`` (the default, ``_scan_n8_kernel``), ``pipe``, ``lanes``, or ``cuda`` /
-``cuda-lean`` (the CUDA C++ experiments); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
+``cuda-lean`` (the CUDA C++ experiments; ``cuda-lean`` is the library's staged kernel), ``cuda-rows`` (the library's
+rows form, delta made contiguous); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
 times every candidate, so the launches ncu skips and counts would be tuning launches of whichever kernels it tries.
 Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
 kernel with its own counters).
@@ -33,16 +34,22 @@ def main():
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--variant", default="seq",
-                    help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' (the CUDA C++ "
-                         "experiments). 'auto' would put its tuning launches among the profiled ones")
+                    help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' / 'cuda-rows' "
+                         "(the CUDA C++ kernels). 'auto' would put its tuning launches among the profiled ones")
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
     ap.add_argument("--split", type=int, default=2, help="lanes per channel of the CUDA experiments (default 2)")
     ap.add_argument("--define", nargs="*", default=[], help="build knobs of the CUDA experiments (NAME=VALUE)")
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
                       model_layout=not args.contiguous)
+    if args.variant == "cuda-rows":  # it reads delta along L
+        inp["delta"] = inp["delta"].contiguous()
     for _ in range(args.calls):
-        if args.variant in ("cuda", "cuda-lean"):
+        if args.variant == "cuda-rows":
+            from edgemv.ops import scan_cuda as lib_cuda
+
+            lib_cuda.selective_scan_cuda(**inp, lanes=args.split, rows=True, defines=tuple(args.define))
+        elif args.variant in ("cuda", "cuda-lean"):
             import scan_cuda
 
             scan_cuda.selective_scan_cuda(**inp, kernel="lean" if args.variant == "cuda-lean" else "staged",

@@ -66,3 +66,35 @@ def test_cuda_kernel_reads_parameters_in_their_own_dtype(dtype):
     err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
     assert math.isfinite(err) and err < TOL[dtype], err
     assert all(torch.equal(inp[k], v) for k, v in params_before.items())
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(3, 160, 196, True), (2, 320, 48, False), (1, 40, 4, True), (2, 24, 100, False)])
+def test_rows_kernel_matches_float64(lanes, dtype, shape):
+    # u and delta contiguous along L (the rows form's condition); B and C strided as the model's or contiguous;
+    # whole chunks with a tail, L shorter than a chunk, partial channel blocks
+    b, d, L, strided_bc = shape
+    inp = _cuda(make(b, d, L, dtype, big=L == 48, model_layout=strided_bc))
+    inp["delta"] = inp["delta"].contiguous()
+    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=lanes, rows=True)
+    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+
+
+def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_path, monkeypatch):
+    from edgemv.ops.scan_triton import selective_scan_triton
+
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    inp = _cuda(make(2, 40, 64, torch.float16, model_layout=False))
+    shifted = torch.empty(2, 40, 65, device="cuda", dtype=torch.float16)[..., 1:]  # rows start 2 bytes in
+    shifted.copy_(inp["u"])
+    with pytest.raises(ValueError, match="aligned"):
+        scan_cuda.selective_scan_cuda(**dict(inp, u=shifted), lanes=1, rows=True)
+    key = scan_tune._problem(**{k: v for k, v in inp.items() if k != "A"})
+    scan_tune._memory[key] = ("cuda", {"lanes": 1, "rows": True})
+    y = selective_scan_triton(**dict(inp, u=shifted))
+    ref = scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
+    assert rel_err(y.cpu(), ref) < 2e-3

@@ -140,7 +140,7 @@ def test_cuda_kernel_is_a_candidate_where_available_and_keys_its_own_choices(cac
     assert scan_tune.choose(_recording_run(calls), **_inputs(), timer=_timer_preferring(winner, calls)) == winner
     assert calls == list(scan_tune.candidates())
     keys = sorted(json.loads(cache.read_text()))
-    assert len(keys) == 2 and keys[1] == keys[0] + "|cuda"
+    assert len(keys) == 2 and keys[1] == keys[0] + scan_tune.CUDA_KEY
     # a saved CUDA choice is not used in a process without the kernel
     monkeypatch.setattr(scan_cuda, "available", lambda: False)
     monkeypatch.setattr(scan_tune, "_memory", {})
@@ -157,6 +157,16 @@ def test_a_remembered_cuda_choice_falls_back_where_the_kernel_refuses_the_inputs
         return "y"
     assert scan_tune.run_choice(run, ("cuda", {"lanes": 2}), None) == "y"
     assert calls == ["cuda", scan_tune.DEFAULT[0]]
+
+    # a remembered rows form that meets rows it cannot read (e.g. a view one element in) runs the staged form
+    def rows_refuses(variant, opts, out):
+        calls.append((variant, opts))
+        if opts.get("rows"):
+            raise ValueError("the rows kernel needs u contiguous along L with 8-byte aligned rows")
+        return "staged"
+    calls.clear()
+    assert scan_tune.run_choice(rows_refuses, ("cuda", {"lanes": 1, "rows": True}), None) == "staged"
+    assert calls == [("cuda", {"lanes": 1, "rows": True}), ("cuda", {"lanes": 2})]
 
     def failing(variant, opts, out):  # other errors, and errors of the Triton kernels, are not hidden
         raise ValueError("bad input")

@@ -30,14 +30,15 @@ import tempfile
 
 import torch
 
-__all__ = ["LANES", "arch", "available", "build", "cxx", "launch", "nvcc", "selective_scan_cuda",
-           "selective_scan_cpu_emulation"]
+__all__ = ["LANES", "ROWS_LANES", "arch", "available", "build", "cxx", "launch", "nvcc", "rows_refusal",
+           "selective_scan_cuda", "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
 
 SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 SOURCE = os.path.join(SOURCE_DIR, "selective_scan_n8.cu")
 LANES = (1, 2, 4)  # lanes per channel in the scan (8 / lanes states each)
+ROWS_LANES = (1, 2)  # those of the rows form
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 _failed = []  # a build that failed once in this process (its message)
 
@@ -116,8 +117,9 @@ def _library(arch: str, defines: tuple = ()):
                  + [f"-D{d}" for d in defines], SOURCE, f"scan_n8_{arch}")
     lib = ctypes.CDLL(path)
     check_params(lib)
-    lib.edgemv_scan_n8_cuda.restype = ctypes.c_int
-    lib.edgemv_scan_n8_cuda.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    for fn in (lib.edgemv_scan_n8_cuda, lib.edgemv_scan_rows_cuda):
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     return lib
 
 
@@ -180,16 +182,38 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     return p, y, (A, D, bias)
 
 
+def rows_refusal(u, delta, z, y, lanes):
+    """Why the rows form cannot take these tensors (None when it can): it reads u and delta and writes y along L with
+    8-byte accesses, so each needs unit stride along L and 8-byte aligned rows, and L a multiple of the elements per
+    8 bytes; it has 1 or 2 lanes per channel and no z."""
+    if lanes not in ROWS_LANES:
+        return f"the rows kernel takes lanes {ROWS_LANES}, got {lanes}"
+    if z is not None:
+        return "the rows kernel does not take z"
+    size = u.element_size()
+    if u.shape[2] % (8 // size):
+        return f"the rows kernel needs L to be a multiple of {8 // size} for {u.dtype}, got {u.shape[2]}"
+    for name, t in (("u", u), ("delta", delta), ("y", y)):
+        if t.stride(2) != 1 or t.data_ptr() % 8 or (t.stride(0) * size) % 8 or (t.stride(1) * size) % 8:
+            return f"the rows kernel needs {name} contiguous along L with 8-byte aligned rows"
+    return None
+
+
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        lanes=4, defines=()):
-    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors, any strides. ``lanes``: lanes per
-    channel (1, 2 or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into."""
+                        lanes=4, rows=False, defines=()):
+    """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
+    or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
+    ``rows=True`` runs the rows form (cuda/scan_rows.cuh), which raises ValueError for inputs it cannot take
+    (:func:`rows_refusal`)."""
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
     p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
+    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
+        raise ValueError(reason)
     if y.numel() == 0:
         return y
-    launch(library(u.device, defines).edgemv_scan_n8_cuda, p, u, lanes)
+    lib = library(u.device, defines)
+    launch(lib.edgemv_scan_rows_cuda if rows else lib.edgemv_scan_n8_cuda, p, u, lanes)
     del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
     return y
 
@@ -213,13 +237,14 @@ def _cpu_library(defines: tuple = ()):
                             "c++"] + [f"-D{d}" for d in defines], SOURCE, "scan_n8_cpu")
     lib = ctypes.CDLL(path)
     check_params(lib)
-    lib.edgemv_scan_n8_cpu.restype = ctypes.c_int
-    lib.edgemv_scan_n8_cpu.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+    for fn in (lib.edgemv_scan_n8_cpu, lib.edgemv_scan_rows_cpu):
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     return lib
 
 
 def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                                 lanes=1, defines=()):
+                                 lanes=1, rows=False, defines=()):
     """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic.
     ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
@@ -228,7 +253,10 @@ def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=N
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
     p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
+    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
+        raise ValueError(reason)
     if y.numel():
-        _cpu_library(tuple(defines)).edgemv_scan_n8_cpu(ctypes.addressof(p), int(lanes), u.shape[0])
+        lib = _cpu_library(tuple(defines))
+        (lib.edgemv_scan_rows_cpu if rows else lib.edgemv_scan_n8_cpu)(ctypes.addressof(p), int(lanes), u.shape[0])
     del keep
     return y

@@ -836,7 +836,7 @@ def pick_config(dim: int, length: int, n: int = 8):
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None,
-                          prefetch=None, lanes=None, tile=None):
+                          prefetch=None, lanes=None, tile=None, rows=False):
     """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only.
 
     ``variant`` (None reads the EDGEMV_TRITON_SCAN environment variable, default 'auto'):
@@ -848,7 +848,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     - 'par': parallel prefix scan over L, the whole sequence per program (L up to ``PAR_MAX_L``; correct but slower
       on the H200, kept for comparison);
     - 'cuda' (N = 8): the CUDA C++ kernel of edgemv.ops.scan_cuda, ``lanes`` (1, 2, 4; default 4) lanes per
-      channel; needs nvcc (built on first use);
+      channel; needs nvcc (built on first use). ``rows=True``: its rows form (u, delta and y contiguous along L;
+      lanes 1 or 2), which raises ValueError for inputs it cannot take;
     - 'auto': for N = 8 the fastest of ``scan_tune.candidates()`` for this problem (the 'cuda' kernel among them
       where it is available), timed on its first call and remembered (edgemv.ops.scan_tune); 'seq' for other N, or
       when tile options are given.
@@ -867,7 +868,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if variant not in VARIANTS:
         raise ValueError(f"unknown Triton scan variant {variant!r}; choose one of {VARIANTS}")
     if variant == "auto":
-        tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile))
+        tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile)) or rows
         if n == 8 and not _INTERPRET and not tiles_given and u.numel():
             # the fastest of the N = 8 kernels for this problem, measured on its first call (edgemv.ops.scan_tune)
             from .scan_tune import choose, run_choice
@@ -882,7 +883,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if variant == "cuda":
         from .scan_cuda import selective_scan_cuda
 
-        return selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, lanes=lanes or 4)
+        return selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, lanes=lanes or 4,
+                                   rows=rows)
     if variant == "par" and triton.next_power_of_2(max(length, 1)) > PAR_MAX_L:
         raise ValueError(f"variant 'par' holds the whole sequence in registers: L <= {PAR_MAX_L}, got {length}")
     if out is None:

@@ -10,8 +10,8 @@ strides are 1. The first call of a new problem therefore compiles and times the 
 candidates the first eager forward of MambaVision-T took 59 s on an H200, with three fewer); later processes read
 the file.
 Where the CUDA C++ kernel is available (edgemv.ops.scan_cuda: nvcc found, ``EDGEMV_SCAN_CUDA`` not 0) it is a
-candidate too, with 2 and 4 lanes per channel; the file key says whether it was, so a choice made without it is
-not reused where it could win.
+candidate too: its staged form with 2 and 4 lanes per channel, its rows form (inputs contiguous along L) with 1
+and 2; the file key says whether it was, so a choice made without it is not reused where it could win.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """
@@ -25,7 +25,7 @@ import torch
 
 from ..atomic import write_json_atomic
 
-__all__ = ["CANDIDATES", "CUDA_CANDIDATES", "DEFAULT", "candidates", "choose", "run_choice", "tuning_file"]
+__all__ = ["CANDIDATES", "CUDA_CANDIDATES", "CUDA_KEY", "DEFAULT", "candidates", "choose", "run_choice", "tuning_file"]
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,18 @@ CANDIDATES = (
     ("pipe", {"block_d": 64}),
     ("pipe", {"block_d": 32, "tile": True}),
 )
-# the CUDA C++ kernel (selective_scan_triton's variant 'cuda'): with 2 lanes per channel it was the fastest kernel at
-# 160 x 196 on the model's layout on an H200, with 4 on contiguous inputs (docs/benchmarks.md)
+# the CUDA C++ kernel (selective_scan_triton's variant 'cuda'): the staged form with 2 lanes per channel was the
+# fastest kernel at 160 x 196 on the model's layout on an H200, with 4 on contiguous inputs; the rows form takes only
+# inputs contiguous along L (where it cannot, its timing fails and it is not an option; docs/benchmarks.md)
 CUDA_CANDIDATES = (
     ("cuda", {"lanes": 2}),
     ("cuda", {"lanes": 4}),
+    ("cuda", {"lanes": 1, "rows": True}),
+    ("cuda", {"lanes": 2, "rows": True}),
 )
+# in the tuning file's key: which CUDA candidates were timed (a choice made among fewer is made again)
+CUDA_KEY = "|cuda-rows"
+
 DEFAULT = CANDIDATES[0]
 _memory = {}
 
@@ -78,7 +84,7 @@ def _file_key(problem: tuple, cands: tuple) -> str:
     # CUDA C++ kernel was among the candidates
     device, dtype, (batch, dim, length), flags, ones = problem
     return (f"{_gpu_name(device)}|{str(dtype)[6:]}|{batch}x{dim}x{length}|{''.join('1' if f else '0' for f in flags)}"
-            f"|{''.join('1' if o else 's' for o in ones)}" + ("|cuda" if len(cands) > len(CANDIDATES) else ""))
+            f"|{''.join('1' if o else 's' for o in ones)}" + (CUDA_KEY if len(cands) > len(CANDIDATES) else ""))
 
 
 def _load_file() -> dict:
@@ -152,12 +158,16 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
 def run_choice(run, choice, out):
     """``run(variant, options, out)`` for the chosen kernel. A problem's choice is keyed by which strides are 1, not
     by their size, so a remembered 'cuda' choice can meet inputs the CUDA kernel cannot index (a stride of 2^25
-    elements or more); those run the default kernel instead of failing."""
+    elements or more; for its rows form also rows that are not 8-byte aligned); those run the staged CUDA kernel
+    (for a rows choice) or the default kernel instead of failing."""
     variant, opts = choice
     try:
         return run(variant, opts, out)
     except ValueError as exc:
         if variant != "cuda":
             raise
-        log.debug("CUDA scan kernel refused this call (%s); running %s", exc, DEFAULT)
-        return run(*DEFAULT, out)
+        # the rows form also needs 8-byte aligned rows, which the key does not record either: the staged form next
+        fallback = ("cuda", {"lanes": opts["lanes"] if opts["lanes"] in (2, 4) else 2}) if opts.get("rows") \
+            else DEFAULT
+        log.debug("CUDA scan kernel refused this call (%s); running %s", exc, fallback)
+        return run_choice(run, fallback, out)

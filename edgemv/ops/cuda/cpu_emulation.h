@@ -8,6 +8,7 @@
 #include <barrier>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <thread>
 #include <vector>
@@ -28,6 +29,13 @@ struct float2 {
 struct float4 {
   float x, y, z, w;
 };
+struct alignas(8) uint2 {
+  unsigned x, y;
+};
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+inline float __uint_as_float(unsigned v) { float f; std::memcpy(&f, &v, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned v; std::memcpy(&v, &f, 4); return v; }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 using std::min;
@@ -35,6 +43,15 @@ using std::min;
 inline thread_local dim3 threadIdx, blockIdx;
 inline std::barrier<>* emu_barrier = nullptr;
 inline void __syncwarp() { emu_barrier->arrive_and_wait(); }
+// every lane of the block calls it (as on the GPU with a full mask): a slot per lane, written, then read
+inline float emu_exchange[1024];
+inline float __shfl_xor_sync(unsigned, float v, int mask) {
+  emu_exchange[threadIdx.x] = v;
+  __syncwarp();
+  const float r = emu_exchange[threadIdx.x ^ mask];
+  __syncwarp();
+  return r;
+}
 
 // Runs kernel() for every block of grid (x, y), `threads` threads per block.
 inline void emulate_launch(dim3 grid, unsigned threads, const std::function<void()>& kernel) {

@@ -340,6 +340,9 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_kernel(Para
 
 }  // namespace
 
+// the rows form (u, delta and y read and written along L by each lane): scan_rows.cuh
+#include "scan_rows.cuh"
+
 #ifdef EDGEMV_CPU_EMULATION
 // fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
 extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
@@ -349,6 +352,16 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 1>(*p); });
   else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 2>(*p); });
   else emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 4>(*p); });
+  return 0;
+}
+
+extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
+  const Params* p = static_cast<const Params*>(params);
+  dim3 grid{(unsigned)((p->dim + WARP / split - 1) / (WARP / split)), (unsigned)batch, 1};
+  if (split == 1 && p->softplus) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 1, true>(*p); });
+  else if (split == 1) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 1, false>(*p); });
+  else if (p->softplus) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 2, true>(*p); });
+  else emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 2, false>(*p); });
   return 0;
 }
 #else
@@ -371,6 +384,28 @@ extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int
   if (dtype == 0) launch<float>(*p, split, batch, s);
   else if (dtype == 1) launch<__half>(*p, split, batch, s);
   else launch<__nv_bfloat16>(*p, split, batch, s);
+  return (int)cudaGetLastError();
+}
+
+namespace {
+template <typename E>
+void launch_rows(const Params& p, int split, int batch, cudaStream_t s) {
+  const int ch = WARP / split;
+  dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
+  if (split == 1 && p.softplus) rows::scan_rows_kernel<E, 1, true><<<grid, WARP, 0, s>>>(p);
+  else if (split == 1) rows::scan_rows_kernel<E, 1, false><<<grid, WARP, 0, s>>>(p);
+  else if (p.softplus) rows::scan_rows_kernel<E, 2, true><<<grid, WARP, 0, s>>>(p);
+  else rows::scan_rows_kernel<E, 2, false><<<grid, WARP, 0, s>>>(p);
+}
+}  // namespace
+
+// the rows form (scan_rows.cuh); split 1 or 2. edgemv.ops.scan_cuda checks its layout and alignment first.
+extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, int batch, void* stream) {
+  const Params* p = static_cast<const Params*>(params);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (dtype == 0) launch_rows<float>(*p, split, batch, s);
+  else if (dtype == 1) launch_rows<__half>(*p, split, batch, s);
+  else launch_rows<__nv_bfloat16>(*p, split, batch, s);
   return (int)cudaGetLastError();
 }
 #endif

@@ -1,0 +1,113 @@
+"""The CUDA C++ kernel's rows form (edgemv/ops/cuda/scan_rows.cuh) beside its staged form, on one GPU.
+
+One run: correctness of the rows form (1 and 2 lanes per channel; fp32, fp16, bf16; whole chunks, tails, L shorter
+than a chunk, partial channel blocks, B and C contiguous or strided as the model's, large delta) against float64
+with poisoned outputs, then device times of both forms at 160 x 196 (the MambaVision-T shape the rows form can
+take: 49 is not a multiple of 4), batch 64 / 128 / 256, fp16 and fp32, with the speed-up over mamba_ssm's kernel and
+the share of the copy bandwidth measured in the same run, printed as a Markdown table (docs/benchmarks.md).
+
+    python bench/scan_rows.py
+    python bench/scan_rows.py --batches 128 --dtypes float16 --define LEAN_PREFETCH=1
+"""
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from scan import (check_output, copy_bandwidth, device_time_ms, make_inputs, poisoned, scan_bytes,  # noqa: E402
+                  scan_f64, vs_mamba_ssm)
+
+from edgemv.ops import scan_cuda  # noqa: E402
+
+KERNELS = {  # label: options of scan_cuda.selective_scan_cuda
+    "staged 2": {"lanes": 2},
+    "staged 4": {"lanes": 4},
+    "rows 1": {"lanes": 1, "rows": True},
+    "rows 2": {"lanes": 2, "rows": True},
+}
+# (batch, dim, L, big delta, D, delta_bias, B/C strided as the model's)
+CASES = [
+    (3, 160, 196, False, True, True, True),
+    (2, 320, 48, True, True, True, False),
+    (16, 20, 64, False, False, False, False),
+    (2, 70, 8, False, True, True, True),
+    (1, 33, 4, True, True, True, False),
+    (2, 40, 100, True, False, True, True),
+]
+
+
+def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True, strided_bc=False, gen=None):
+    """make_inputs with u and delta contiguous along L; B and C the model's strided views or contiguous."""
+    inp = make_inputs(batch, dim, length, dtype, "cuda", big, has_d, False, has_bias, model_layout=strided_bc,
+                      gen=gen)
+    inp["delta"] = inp["delta"].contiguous()
+    return inp
+
+
+def correctness(defines):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    failed = 0
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        worst = 0.0
+        for b, d, L, big, hd, hb, strided in CASES:
+            inp = rows_inputs(b, d, L, dtype, big, hd, hb, strided, gen=g)
+            ref = scan_f64(**inp)
+            for label in ("rows 1", "rows 2"):
+                y = scan_cuda.selective_scan_cuda(**inp, out=poisoned(inp["u"]), defines=defines, **KERNELS[label])
+                err, ok = check_output(y, ref, dtype)
+                worst = max(worst, err)
+                if not ok:
+                    failed += 1
+                    print(f"FAIL {label} {dtype} b{b} d{d} L{L} big={big}: {err:.2e}", flush=True)
+        print(f"correctness {str(dtype)[6:]}: worst relative error {worst:.2e}", flush=True)
+    total = 3 * len(CASES) * 2
+    print(f"correctness: {total - failed}/{total} passed", flush=True)
+    return failed == 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batches", type=int, nargs="*", default=[64, 128, 256])
+    ap.add_argument("--dtypes", nargs="*", default=["float16", "float32"])
+    ap.add_argument("--define", nargs="*", default=[], help="build knobs (NAME=VALUE) for both forms")
+    ap.add_argument("--kernels", nargs="*", default=list(KERNELS), help=f"of {', '.join(KERNELS)}")
+    args = ap.parse_args()
+    defines = tuple(args.define)
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
+          f"defines {list(defines)}", flush=True)
+    ok = correctness(defines)
+    copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
+    print(f"copy bandwidth {copy_gbs:.0f} GB/s", flush=True)
+    print("\n| dtype | layout | batch | " + " | ".join(args.kernels) + " |")
+    print("|---|---|---|" + "---|" * len(args.kernels))
+    g = torch.Generator(device="cuda").manual_seed(1)
+    dim, L = 160, 196
+    for dtype in args.dtypes:
+        dt = getattr(torch, dtype)
+        for layout in ("contiguous", "B/C strided"):
+            for b in args.batches:
+                cells = []
+                for label in args.kernels:
+                    nbytes = scan_bytes(b, dim, L, dt)
+
+                    def make(label=label):
+                        inp = rows_inputs(b, dim, L, dt, strided_bc=layout != "contiguous", gen=g)
+                        out = torch.empty_like(inp["u"])
+                        return lambda: scan_cuda.selective_scan_cuda(**inp, out=out, defines=defines,
+                                                                     **KERNELS[label])
+                    ms = device_time_ms(make, nbytes)
+                    pct = nbytes / (ms * 1e-3) / 1e9 / copy_gbs * 100
+                    x = vs_mamba_ssm(dim, L, b, dtype, ms)
+                    cells.append(f"{ms * 1e3:.1f} ({pct:.1f}%{', ' + x if x else ''})")
+                print(f"| {dtype} | {layout} | {b} | " + " | ".join(cells) + " |", flush=True)
+    print("\ntimes in us; (share of copy bandwidth, speed-up over mamba_ssm's kernel at batch 128 fp16)")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

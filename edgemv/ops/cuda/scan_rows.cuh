@@ -1,0 +1,200 @@
+// The "rows" form of the N = 8 forward scan: each lane walks its own channel's rows of u, delta and y with 8-byte
+// loads and stores (no shared-memory staging of them), for inputs contiguous along L (mamba_ssm's layout, and what
+// most callers pass). Included by selective_scan_n8.cu; edgemv.ops.scan_cuda checks what it needs (u, delta and y
+// contiguous along L and 8-byte aligned rows, L a multiple of the elements per 8 bytes, no z) and runs the staged
+// kernel otherwise.
+//
+// Why: the staged kernel spends about half of its instructions outside the scan (64-bit address arithmetic of 48
+// scalar loads per chunk, the transposing stores and loads of the staging, the store of y from shared memory; Nsight
+// Compute, docs/benchmarks.md). Here a lane's chunk of a row is 8 loads at constant offsets from one pointer, y goes
+// out 8 bytes at a time as it is computed, and only B and C (shared by all channels of a sequence) pass through
+// shared memory, where every lane of the warp reads the same row (a broadcast).
+//   - SPLIT 1: a lane holds a channel's 8 states; SPLIT 2: two lanes hold 4 each, compute delta's softplus both
+//     (cheaper than exchanging it) and add their partial y with one shuffle per step.
+//   - a chunk is 8 accesses of 8 bytes per row: 32 steps for 16-bit inputs, 16 for float32; the next chunk's loads
+//     are in flight (a second set of registers) while the current one is scanned;
+//   - the tail (L not a multiple of the chunk) is one more chunk with its loads and steps checked per 8-byte group.
+#pragma once
+
+#include "scan_common.cuh"
+
+namespace rows {
+
+constexpr int WARP = 32;
+constexpr float LOG2E = 1.4426950408889634f;
+template <typename E> constexpr int kVec = 8 / (int)sizeof(E);  // elements per 8-byte access
+constexpr int NV = 8;                                                       // 8-byte accesses per row and chunk
+template <typename E> constexpr int kSteps = NV * kVec<E>;      // steps per chunk
+// s_bc: per step B_0..7, C_0..7 and 4 floats of padding: 80-byte rows make the staging's 128-bit stores (a lane per
+// step) conflict-free in each 8-lane phase, and keep the rows 16-byte aligned for the scan's 128-bit reads
+constexpr int BC_STRIDE = 2 * N + 4;
+
+template <typename E> __device__ __forceinline__ void unpack(uint2 w, float (&f)[kVec<E>]);
+template <typename E> __device__ __forceinline__ uint2 pack(const float (&f)[kVec<E>]);
+template <> __device__ __forceinline__ void unpack<float>(uint2 w, float (&f)[2]) {
+  f[0] = __uint_as_float(w.x);
+  f[1] = __uint_as_float(w.y);
+}
+template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
+  return make_uint2(__float_as_uint(f[0]), __float_as_uint(f[1]));
+}
+#ifndef EDGEMV_CPU_EMULATION
+template <> __device__ __forceinline__ void unpack<__half>(uint2 w, float (&f)[4]) {
+  const float2 lo = __half22float2(reinterpret_cast<const __half2&>(w.x));
+  const float2 hi = __half22float2(reinterpret_cast<const __half2&>(w.y));
+  f[0] = lo.x; f[1] = lo.y; f[2] = hi.x; f[3] = hi.y;
+}
+template <> __device__ __forceinline__ uint2 pack<__half>(const float (&f)[4]) {
+  const __half2 lo = __floats2half2_rn(f[0], f[1]), hi = __floats2half2_rn(f[2], f[3]);
+  return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
+}
+template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(uint2 w, float (&f)[4]) {
+  const float2 lo = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162&>(w.x));
+  const float2 hi = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162&>(w.y));
+  f[0] = lo.x; f[1] = lo.y; f[2] = hi.x; f[3] = hi.y;
+}
+template <> __device__ __forceinline__ uint2 pack<__nv_bfloat16>(const float (&f)[4]) {
+  const __nv_bfloat162 lo = __floats2bfloat162_rn(f[0], f[1]), hi = __floats2bfloat162_rn(f[2], f[3]);
+  return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
+}
+#endif
+
+// a 128-bit shared read kept in program order (volatile): ptxas otherwise moves each read next to its use and the
+// warp waits on it (the staged kernel's measurement, docs/benchmarks.md)
+__device__ __forceinline__ float4 lds4(const float* p) {
+#ifdef EDGEMV_CPU_EMULATION
+  return *reinterpret_cast<const float4*>(p);
+#else
+  float4 r;
+  asm volatile("ld.volatile.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "r"((unsigned)__cvta_generic_to_shared(p)));
+  return r;
+#endif
+}
+
+template <typename E>
+struct Raw {  // one chunk's inputs as loaded: this lane's rows of u and delta, B and C of step `lane`
+  uint2 u[NV], dt[NV];
+  E b[N], c[N];
+};
+
+template <int K>
+struct StepBC {  // a step's B and C for this lane's K states
+  float b[K], c[K];
+};
+
+template <typename E, int SPLIT, bool SOFTPLUS>
+__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Params p) {
+  constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
+  static_assert(SPLIT == 1 || SPLIT == 2, "1 or 2 lanes per channel");
+  __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
+
+  const int lane = threadIdx.x, part = lane % SPLIT;
+  const int64_t bat = blockIdx.y;
+  const int c = blockIdx.x * CH + lane / SPLIT;
+  const bool live = c < p.dim;  // lanes past the last channel compute a copy of it and store nothing
+  const int cc = live ? c : (int)p.dim - 1;
+  const uint2* urow = reinterpret_cast<const uint2*>(static_cast<const E*>(p.u) + bat * p.su_b + cc * p.su_d);
+  const uint2* drow = reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + cc * p.sdt_d);
+  uint2* yrow = reinterpret_cast<uint2*>(static_cast<E*>(p.y) + bat * p.sy_b + cc * p.sy_d);
+  const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
+  const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
+  const float bias = p.has_bias ? param_f(p.bias, cc, p.bias_dtype) : 0.0f;
+  const float dskip = p.has_d ? param_f(p.D, cc, p.D_dtype) : 0.0f;
+  float a[K], h[K];
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    a[j] = param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * LOG2E;
+    h[j] = 0.0f;
+  }
+
+  const int length = (int)p.length;
+  // nv: the chunk's valid 8-byte groups (NV unless it is the tail); B and C of step t0 + lane
+  auto load = [&](int t0, int nv, Raw<E>& r) {
+#pragma unroll
+    for (int v = 0; v < NV; ++v) {
+      if (v < nv) {
+        r.u[v] = urow[t0 / V + v];
+        r.dt[v] = drow[t0 / V + v];
+      }
+    }
+    const int t = t0 + lane;
+    const bool in = lane < TT && t < length;
+    const E* bp = Bb + (int64_t)(in ? t : 0) * p.sB_l;
+    const E* cp = Cb + (int64_t)(in ? t : 0) * p.sC_l;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      r.b[n] = in ? bp[n * (int)p.sB_n] : from_f<E>(0.0f);
+      r.c[n] = in ? cp[n * (int)p.sC_n] : from_f<E>(0.0f);
+    }
+  };
+  auto stage = [&](const Raw<E>& r) {
+    if (lane < TT) {
+      float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
+      row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
+      row[1] = make_float4(to_f(r.b[4]), to_f(r.b[5]), to_f(r.b[6]), to_f(r.b[7]));
+      row[2] = make_float4(to_f(r.c[0]), to_f(r.c[1]), to_f(r.c[2]), to_f(r.c[3]));
+      row[3] = make_float4(to_f(r.c[4]), to_f(r.c[5]), to_f(r.c[6]), to_f(r.c[7]));
+    }
+  };
+  auto read_step = [&](int t, StepBC<K>& o) {
+    const float* row = &s_bc[t * BC_STRIDE + part * K];
+#pragma unroll
+    for (int j = 0; j < K; j += 4) {
+      const float4 bv = lds4(row + j), cv = lds4(row + N + j);
+      o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
+      o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
+    }
+  };
+  // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code)
+  auto scan = [&](const Raw<E>& r, int t0, int nv) {
+    StepBC<K> ring[2];
+    read_step(0, ring[0]);
+#pragma unroll
+    for (int v = 0; v < NV; ++v) {
+      if (v >= nv) break;
+      float d[V], x[V], y[V];
+      unpack<E>(r.dt[v], d);
+      unpack<E>(r.u[v], x);
+#pragma unroll
+      for (int i = 0; i < V; ++i) {
+        const int t = v * V + i;
+        if (t + 1 < TT) read_step(t + 1, ring[(t + 1) & 1]);  // a step ahead (rows past a tail are not used)
+        float delta = d[i] + bias;
+        if (SOFTPLUS) delta = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(delta) : softplus(delta);
+        const float du = delta * x[i];
+        const StepBC<K>& o = ring[t & 1];
+        float acc = 0.0f;
+#pragma unroll
+        for (int j = 0; j < K; ++j) {
+          h[j] = fmaf(ex2(delta * a[j]), h[j], du * o.b[j]);
+          acc = fmaf(h[j], o.c[j], acc);
+        }
+        if (SPLIT == 2) acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        y[i] = fmaf(dskip, x[i], acc);
+      }
+      if (live && v % SPLIT == part) yrow[t0 / V + v] = pack<E>(y);  // with 2 lanes, each stores every other group
+    }
+  };
+
+  const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
+  Raw<E> cur, nxt;
+  load(0, n_full > 0 ? NV : tail, cur);
+  for (int kk = 0; kk < n_full; ++kk) {
+    const int t0 = kk * TT;
+    stage(cur);
+    __syncwarp();
+    if (kk + 1 < n_full) load(t0 + TT, NV, nxt);  // in flight during this chunk's scan
+    else if (tail > 0) load(t0 + TT, tail, nxt);
+    scan(cur, t0, NV);
+    __syncwarp();  // the next staging overwrites s_bc
+    cur = nxt;
+  }
+  if (tail > 0) {
+    stage(cur);
+    __syncwarp();
+    scan(cur, n_full * TT, tail);
+  }
+}
+
+}  // namespace rows
