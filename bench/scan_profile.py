@@ -6,7 +6,7 @@
 
 ``--variant`` picks the kernel: ``seq`` (the default, ``_scan_n8_kernel``), ``pipe``, ``lanes``, or ``cuda`` /
 ``cuda-lean`` (the CUDA C++ experiments; ``cuda-lean`` is the library's staged kernel), ``cuda-rows`` (the library's
-rows form, delta made contiguous); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
+rows form); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
 times every candidate, so the launches ncu skips and counts would be tuning launches of whichever kernels it tries.
 Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
 kernel with its own counters).
@@ -42,8 +42,6 @@ def main():
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
                       model_layout=not args.contiguous)
-    if args.variant == "cuda-rows":  # it reads delta along L
-        inp["delta"] = inp["delta"].contiguous()
     for _ in range(args.calls):
         if args.variant == "cuda-rows":
             from edgemv.ops import scan_cuda as lib_cuda

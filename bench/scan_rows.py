@@ -1,7 +1,8 @@
 """The CUDA C++ kernel's rows form (edgemv/ops/cuda/scan_rows.cuh) beside its staged form, on one GPU.
 
 One run: correctness of the rows form (1 and 2 lanes per channel; fp32, fp16, bf16; whole chunks, tails, L shorter
-than a chunk, partial channel blocks, B and C contiguous or strided as the model's, large delta) against float64
+than a chunk, partial channel blocks, delta along L or along D, B and C contiguous or strided as the model's, large
+delta) against float64
 with poisoned outputs, then device times of both forms at 160 x 196 (the MambaVision-T shape the rows form can
 take: 49 is not a multiple of 4), batch 64 / 128 / 256, fp16 and fp32, with the speed-up over mamba_ssm's kernel and
 the share of the copy bandwidth measured in the same run, printed as a Markdown table (docs/benchmarks.md).
@@ -30,22 +31,27 @@ KERNELS = {  # label: options of scan_cuda.selective_scan_cuda
     "rows 1": {"lanes": 1, "rows": True},
     "rows 2": {"lanes": 2, "rows": True},
 }
-# (batch, dim, L, big delta, D, delta_bias, B/C strided as the model's)
+# (batch, dim, L, big delta, D, delta_bias, layout): 'model' is MambaVision's (delta along D, B and C strided),
+# 'contiguous' all along L, 'B/C strided' delta along L with the model's B and C
 CASES = [
-    (3, 160, 196, False, True, True, True),
-    (2, 320, 48, True, True, True, False),
-    (16, 20, 64, False, False, False, False),
-    (2, 70, 8, False, True, True, True),
-    (1, 33, 4, True, True, True, False),
-    (2, 40, 100, True, False, True, True),
+    (3, 160, 196, False, True, True, "model"),
+    (3, 160, 196, False, True, True, "B/C strided"),
+    (2, 320, 48, True, True, True, "contiguous"),
+    (2, 320, 48, True, True, True, "model"),
+    (16, 20, 64, False, False, False, "contiguous"),
+    (2, 72, 8, False, True, True, "model"),
+    (1, 33, 4, True, True, True, "contiguous"),
+    (2, 40, 100, True, False, True, "B/C strided"),
 ]
+LAYOUTS = ("contiguous", "model", "B/C strided")
 
 
-def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True, strided_bc=False, gen=None):
-    """make_inputs with u and delta contiguous along L; B and C the model's strided views or contiguous."""
-    inp = make_inputs(batch, dim, length, dtype, "cuda", big, has_d, False, has_bias, model_layout=strided_bc,
-                      gen=gen)
-    inp["delta"] = inp["delta"].contiguous()
+def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True, layout="contiguous", gen=None):
+    """make_inputs in one of LAYOUTS (u always contiguous)."""
+    inp = make_inputs(batch, dim, length, dtype, "cuda", big, has_d, False, has_bias,
+                      model_layout=layout != "contiguous", gen=gen)
+    if layout == "B/C strided":
+        inp["delta"] = inp["delta"].contiguous()
     return inp
 
 
@@ -54,8 +60,8 @@ def correctness(defines):
     failed = 0
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         worst = 0.0
-        for b, d, L, big, hd, hb, strided in CASES:
-            inp = rows_inputs(b, d, L, dtype, big, hd, hb, strided, gen=g)
+        for b, d, L, big, hd, hb, layout in CASES:
+            inp = rows_inputs(b, d, L, dtype, big, hd, hb, layout, gen=g)
             ref = scan_f64(**inp)
             for label in ("rows 1", "rows 2"):
                 y = scan_cuda.selective_scan_cuda(**inp, out=poisoned(inp["u"]), defines=defines, **KERNELS[label])
@@ -76,6 +82,7 @@ def main():
     ap.add_argument("--dtypes", nargs="*", default=["float16", "float32"])
     ap.add_argument("--define", nargs="*", default=[], help="build knobs (NAME=VALUE) for both forms")
     ap.add_argument("--kernels", nargs="*", default=list(KERNELS), help=f"of {', '.join(KERNELS)}")
+    ap.add_argument("--layouts", nargs="*", default=list(LAYOUTS), help=f"of {', '.join(LAYOUTS)}")
     args = ap.parse_args()
     defines = tuple(args.define)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
@@ -89,14 +96,14 @@ def main():
     dim, L = 160, 196
     for dtype in args.dtypes:
         dt = getattr(torch, dtype)
-        for layout in ("contiguous", "B/C strided"):
+        for layout in args.layouts:
             for b in args.batches:
                 cells = []
                 for label in args.kernels:
                     nbytes = scan_bytes(b, dim, L, dt)
 
                     def make(label=label):
-                        inp = rows_inputs(b, dim, L, dt, strided_bc=layout != "contiguous", gen=g)
+                        inp = rows_inputs(b, dim, L, dt, layout=layout, gen=g)
                         out = torch.empty_like(inp["u"])
                         return lambda: scan_cuda.selective_scan_cuda(**inp, out=out, defines=defines,
                                                                      **KERNELS[label])

@@ -69,26 +69,29 @@ def test_fast_softplus_of_16_bit_inputs_on_cpu(scan_cuda, big):
     assert math.isfinite(err) and err < 2e-5, err
 
 
-# the rows form (cuda/scan_rows.cuh): u, delta and y contiguous along L. (batch, channels, L, big delta, D,
-# delta_bias, softplus, B/C strided as the model's): float32 chunks are 16 steps, so L < 16, whole chunks, and whole
-# chunks plus tails of 2 .. 14 steps; full and partial channel blocks for 1 and 2 lanes
+# the rows form (cuda/scan_rows.cuh): u and y contiguous along L, delta along L or along D (the model's layout).
+# (batch, channels, L, big delta, D, delta_bias, softplus, B/C strided as the model's): float32 chunks are 16
+# steps, so L < 16, whole chunks, and whole chunks plus tails of 2 .. 14 steps; full and partial channel blocks for
+# 1 and 2 lanes (delta along D needs an even channel count for float32)
 ROWS_CASES = [
     (1, 8, 2, False, True, True, True, False),
     (2, 40, 14, True, True, True, True, True),
     (1, 32, 64, False, False, False, False, False),
     (3, 70, 18, True, True, False, True, True),
     (1, 16, 196, False, True, True, True, True),  # 12 chunks and a tail of 4
-    (2, 33, 50, True, False, True, True, False),
+    (2, 34, 50, True, False, True, True, False),
     (1, 48, 46, False, True, False, False, True),  # no softplus: no bias (a negative delta would grow)
 ]
 
 
+@pytest.mark.parametrize("delta_along", ["L", "D"])
 @pytest.mark.parametrize("lanes", [1, 2])
 @pytest.mark.parametrize("case", ROWS_CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
-def test_rows_kernel_logic_on_cpu(scan_cuda, case, lanes):
+def test_rows_kernel_logic_on_cpu(scan_cuda, case, lanes, delta_along):
     b, d, L, big, has_d, has_bias, softplus, strided_bc = case
     inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)
-    inp["delta"] = inp["delta"].contiguous()
+    inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
+                    else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     out = torch.full((b, d, L), float("nan"))  # poisoned: every element must be written
     y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=lanes, rows=True)
     err = rel_err(y, scan_f64(**inp))
@@ -97,7 +100,9 @@ def test_rows_kernel_logic_on_cpu(scan_cuda, case, lanes):
 
 def test_rows_kernel_refuses_layouts_it_cannot_read(scan_cuda):
     inp = make(1, 8, 32, torch.float32, model_layout=False)
-    for bad, match in ((dict(inp, delta=inp["delta"].transpose(1, 2).contiguous().transpose(1, 2)), "delta"),
+    odd_d = make(1, 7, 32, torch.float32, model_layout=True)  # delta along D, 7 channels: not whole 8-byte groups
+    for bad, match in ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L or along D"),
+                       (dict(inp, delta=torch.randn(1, 32, 8, 2)[..., 0].transpose(1, 2)), "delta"),
                        (dict(inp, u=make(1, 8, 33, torch.float32)["u"][..., 1:]), "u contiguous"),
                        (dict(inp, z=torch.randn(1, 8, 32)), "z")):
         with pytest.raises(ValueError, match=match):

@@ -183,19 +183,28 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
 
 
 def rows_refusal(u, delta, z, y, lanes):
-    """Why the rows form cannot take these tensors (None when it can): it reads u and delta and writes y along L with
-    8-byte accesses, so each needs unit stride along L and 8-byte aligned rows, and L a multiple of the elements per
-    8 bytes; it has 1 or 2 lanes per channel and no z."""
+    """Why the rows form cannot take these tensors (None when it can). It reads u and writes y along L with 8-byte
+    accesses, so each needs unit stride along L and 8-byte aligned rows, and L a multiple of the elements per 8 bytes;
+    delta the same, or contiguous along D (the model's layout) with 8-byte aligned steps and D a multiple of the
+    elements per 8 bytes. It has 1 or 2 lanes per channel and no z."""
     if lanes not in ROWS_LANES:
         return f"the rows kernel takes lanes {ROWS_LANES}, got {lanes}"
     if z is not None:
         return "the rows kernel does not take z"
     size = u.element_size()
-    if u.shape[2] % (8 // size):
-        return f"the rows kernel needs L to be a multiple of {8 // size} for {u.dtype}, got {u.shape[2]}"
-    for name, t in (("u", u), ("delta", delta), ("y", y)):
-        if t.stride(2) != 1 or t.data_ptr() % 8 or (t.stride(0) * size) % 8 or (t.stride(1) * size) % 8:
+    vec = 8 // size
+    if u.shape[2] % vec:
+        return f"the rows kernel needs L to be a multiple of {vec} for {u.dtype}, got {u.shape[2]}"
+
+    def aligned(t, unit_dim):
+        return (t.stride(unit_dim) == 1 and t.data_ptr() % 8 == 0
+                and all((t.stride(i) * size) % 8 == 0 for i in range(3) if i != unit_dim))
+    for name, t in (("u", u), ("y", y)):
+        if not aligned(t, 2):
             return f"the rows kernel needs {name} contiguous along L with 8-byte aligned rows"
+    if not (aligned(delta, 2) or (aligned(delta, 1) and u.shape[1] % vec == 0)):
+        return (f"the rows kernel needs delta contiguous along L or along D (then D a multiple of {vec}) with "
+                f"8-byte aligned rows")
     return None
 
 

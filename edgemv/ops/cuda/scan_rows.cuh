@@ -72,9 +72,9 @@ __device__ __forceinline__ float4 lds4(const float* p) {
 #endif
 }
 
-template <typename E>
-struct Raw {  // one chunk's inputs as loaded: this lane's rows of u and delta, B and C of step `lane`
-  uint2 u[NV], dt[NV];
+template <typename E, int SPLIT>
+struct Raw {  // one chunk's inputs as loaded: this lane's row of u, its share of delta, B and C of step `lane`
+  uint2 u[NV], dt[NV / SPLIT];
   E b[N], c[N];
 };
 
@@ -83,23 +83,25 @@ struct StepBC {  // a step's B and C for this lane's K states
   float b[K], c[K];
 };
 
-template <typename E, int SPLIT, bool SOFTPLUS>
+template <typename E, int SPLIT, bool SOFTPLUS, bool DT_L>
 __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
+  constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
+  constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads
+  constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
   static_assert(SPLIT == 1 || SPLIT == 2, "1 or 2 lanes per channel");
   __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
+  __shared__ __align__(16) float s_dt[CH * DT_ROW];  // delta + bias, softplus'd, once per element
 
-  const int lane = threadIdx.x, part = lane % SPLIT;
+  const int lane = threadIdx.x, ch = lane / SPLIT, part = lane % SPLIT;
   const int64_t bat = blockIdx.y;
-  const int c = blockIdx.x * CH + lane / SPLIT;
+  const int c0 = blockIdx.x * CH, c = c0 + ch;
   const bool live = c < p.dim;  // lanes past the last channel compute a copy of it and store nothing
   const int cc = live ? c : (int)p.dim - 1;
   const uint2* urow = reinterpret_cast<const uint2*>(static_cast<const E*>(p.u) + bat * p.su_b + cc * p.su_d);
-  const uint2* drow = reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + cc * p.sdt_d);
   uint2* yrow = reinterpret_cast<uint2*>(static_cast<E*>(p.y) + bat * p.sy_b + cc * p.sy_d);
   const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
   const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
-  const float bias = p.has_bias ? param_f(p.bias, cc, p.bias_dtype) : 0.0f;
   const float dskip = p.has_d ? param_f(p.D, cc, p.D_dtype) : 0.0f;
   float a[K], h[K];
 #pragma unroll
@@ -107,15 +109,33 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
     a[j] = param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * LOG2E;
     h[j] = 0.0f;
   }
+  // delta: along L, lane (ch, part) stages groups part * DTV .. of its channel's row; along D (the model's layout),
+  // lane l stages channels dc .. dc + V - 1 of steps dt_step + k ROW_STEPS
+  const int dc = (lane % ROW_LANES) * V, dt_step = lane / ROW_LANES;
+  const uint2* dtp = DT_L
+      ? reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + cc * p.sdt_d) + part * DTV
+      : reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + min(c0 + dc, (int)p.dim - V));
+  float bias[DT_L ? 1 : V];
+#pragma unroll
+  for (int e = 0; e < (DT_L ? 1 : V); ++e) {
+    const int bc = DT_L ? cc : min(c0 + dc + e, (int)p.dim - 1);
+    bias[e] = p.has_bias ? param_f(p.bias, bc, p.bias_dtype) : 0.0f;
+  }
 
   const int length = (int)p.length;
-  // nv: the chunk's valid 8-byte groups (NV unless it is the tail); B and C of step t0 + lane
-  auto load = [&](int t0, int nv, Raw<E>& r) {
+  // nv: the chunk's valid 8-byte groups of a row (NV unless it is the tail)
+  auto load = [&](int t0, int nv, Raw<E, SPLIT>& r) {
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
-      if (v < nv) {
-        r.u[v] = urow[t0 / V + v];
-        r.dt[v] = drow[t0 / V + v];
+      if (v < nv) r.u[v] = urow[t0 / V + v];
+    }
+#pragma unroll
+    for (int k = 0; k < DTV; ++k) {
+      if (DT_L) {
+        if (part * DTV + k < nv) r.dt[k] = dtp[t0 / V + k];
+      } else {
+        const int t = t0 + dt_step + k * ROW_STEPS;
+        if (t < length) r.dt[k] = dtp[(int64_t)t * p.sdt_l / V];
       }
     }
     const int t = t0 + lane;
@@ -128,13 +148,32 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
       r.c[n] = in ? cp[n * (int)p.sC_n] : from_f<E>(0.0f);
     }
   };
-  auto stage = [&](const Raw<E>& r) {
+  auto step_size = [&](float x, float b) {  // delta's bias and softplus
+    const float d = x + b;
+    return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
+  };
+  auto stage = [&](const Raw<E, SPLIT>& r) {
     if (lane < TT) {
       float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
       row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
       row[1] = make_float4(to_f(r.b[4]), to_f(r.b[5]), to_f(r.b[6]), to_f(r.b[7]));
       row[2] = make_float4(to_f(r.c[0]), to_f(r.c[1]), to_f(r.c[2]), to_f(r.c[3]));
       row[3] = make_float4(to_f(r.c[4]), to_f(r.c[5]), to_f(r.c[6]), to_f(r.c[7]));
+    }
+#pragma unroll
+    for (int k = 0; k < DTV; ++k) {  // (stale values past a tail are staged too, and never read)
+      float x[V];
+      unpack<E>(r.dt[k], x);
+      if (DT_L) {
+#pragma unroll
+        for (int e = 0; e < V; ++e) x[e] = step_size(x[e], bias[0]);
+        float* dst = &s_dt[ch * DT_ROW + (part * DTV + k) * V];
+        if (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[V > 2 ? 2 : 0], x[V > 3 ? 3 : 0]);
+        else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size(x[e], bias[e]);
+      }
     }
   };
   auto read_step = [&](int t, StepBC<K>& o) {
@@ -147,27 +186,31 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
     }
   };
   // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code)
-  auto scan = [&](const Raw<E>& r, int t0, int nv) {
+  auto scan = [&](const Raw<E, SPLIT>& r, int t0, int nv) {
     StepBC<K> ring[2];
     read_step(0, ring[0]);
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
       if (v >= nv) break;
       float d[V], x[V], y[V];
-      unpack<E>(r.dt[v], d);
+      if (V == 4) {
+        const float4 dv = *reinterpret_cast<const float4*>(&s_dt[ch * DT_ROW + v * V]);
+        d[0] = dv.x; d[1] = dv.y; d[V > 2 ? 2 : 0] = dv.z; d[V > 3 ? 3 : 0] = dv.w;
+      } else {
+        const float2 dv = *reinterpret_cast<const float2*>(&s_dt[ch * DT_ROW + v * V]);
+        d[0] = dv.x; d[1] = dv.y;
+      }
       unpack<E>(r.u[v], x);
 #pragma unroll
       for (int i = 0; i < V; ++i) {
         const int t = v * V + i;
         if (t + 1 < TT) read_step(t + 1, ring[(t + 1) & 1]);  // a step ahead (rows past a tail are not used)
-        float delta = d[i] + bias;
-        if (SOFTPLUS) delta = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(delta) : softplus(delta);
-        const float du = delta * x[i];
+        const float du = d[i] * x[i];
         const StepBC<K>& o = ring[t & 1];
         float acc = 0.0f;
 #pragma unroll
         for (int j = 0; j < K; ++j) {
-          h[j] = fmaf(ex2(delta * a[j]), h[j], du * o.b[j]);
+          h[j] = fmaf(ex2(d[i] * a[j]), h[j], du * o.b[j]);
           acc = fmaf(h[j], o.c[j], acc);
         }
         if (SPLIT == 2) acc += __shfl_xor_sync(0xffffffffu, acc, 1);
@@ -178,7 +221,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
   };
 
   const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
-  Raw<E> cur, nxt;
+  Raw<E, SPLIT> cur, nxt;
   load(0, n_full > 0 ? NV : tail, cur);
   for (int kk = 0; kk < n_full; ++kk) {
     const int t0 = kk * TT;
@@ -187,7 +230,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
     if (kk + 1 < n_full) load(t0 + TT, NV, nxt);  // in flight during this chunk's scan
     else if (tail > 0) load(t0 + TT, tail, nxt);
     scan(cur, t0, NV);
-    __syncwarp();  // the next staging overwrites s_bc
+    __syncwarp();  // the next staging overwrites s_bc and s_dt
     cur = nxt;
   }
   if (tail > 0) {

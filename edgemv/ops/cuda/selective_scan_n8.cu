@@ -358,10 +358,15 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
 extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   dim3 grid{(unsigned)((p->dim + WARP / split - 1) / (WARP / split)), (unsigned)batch, 1};
-  if (split == 1 && p->softplus) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 1, true>(*p); });
-  else if (split == 1) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 1, false>(*p); });
-  else if (p->softplus) emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 2, true>(*p); });
-  else emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<float, 2, false>(*p); });
+  const bool dt_l = p->sdt_l == 1;
+  auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
+  if (split == 1 && p->softplus) dt_l ? run(rows::scan_rows_kernel<float, 1, true, true>)
+                                      : run(rows::scan_rows_kernel<float, 1, true, false>);
+  else if (split == 1) dt_l ? run(rows::scan_rows_kernel<float, 1, false, true>)
+                            : run(rows::scan_rows_kernel<float, 1, false, false>);
+  else if (p->softplus) dt_l ? run(rows::scan_rows_kernel<float, 2, true, true>)
+                             : run(rows::scan_rows_kernel<float, 2, true, false>);
+  else dt_l ? run(rows::scan_rows_kernel<float, 2, false, true>) : run(rows::scan_rows_kernel<float, 2, false, false>);
   return 0;
 }
 #else
@@ -388,14 +393,19 @@ extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int
 }
 
 namespace {
+template <typename E, int SPLIT, bool SOFTPLUS>
+void launch_rows(const Params& p, int batch, cudaStream_t s) {
+  const int ch = WARP / SPLIT;
+  dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
+  if (p.sdt_l == 1) rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, true><<<grid, WARP, 0, s>>>(p);
+  else rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, false><<<grid, WARP, 0, s>>>(p);  // delta along D
+}
 template <typename E>
 void launch_rows(const Params& p, int split, int batch, cudaStream_t s) {
-  const int ch = WARP / split;
-  dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
-  if (split == 1 && p.softplus) rows::scan_rows_kernel<E, 1, true><<<grid, WARP, 0, s>>>(p);
-  else if (split == 1) rows::scan_rows_kernel<E, 1, false><<<grid, WARP, 0, s>>>(p);
-  else if (p.softplus) rows::scan_rows_kernel<E, 2, true><<<grid, WARP, 0, s>>>(p);
-  else rows::scan_rows_kernel<E, 2, false><<<grid, WARP, 0, s>>>(p);
+  if (split == 1 && p.softplus) launch_rows<E, 1, true>(p, batch, s);
+  else if (split == 1) launch_rows<E, 1, false>(p, batch, s);
+  else if (p.softplus) launch_rows<E, 2, true>(p, batch, s);
+  else launch_rows<E, 2, false>(p, batch, s);
 }
 }  // namespace
 
