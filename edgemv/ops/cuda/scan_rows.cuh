@@ -16,6 +16,8 @@
 //   - the tail (L not a multiple of the chunk) is one more chunk with its loads and steps checked per 8-byte group.
 #pragma once
 
+#include <type_traits>
+
 #include "scan_common.cuh"
 
 namespace rows {
@@ -112,9 +114,6 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
   // delta: along L, lane (ch, part) stages groups part * DTV .. of its channel's row; along D (the model's layout),
   // lane l stages channels dc .. dc + V - 1 of steps dt_step + k ROW_STEPS
   const int dc = (lane % ROW_LANES) * V, dt_step = lane / ROW_LANES;
-  const uint2* dtp = DT_L
-      ? reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + cc * p.sdt_d) + part * DTV
-      : reinterpret_cast<const uint2*>(static_cast<const E*>(p.dt) + bat * p.sdt_b + min(c0 + dc, (int)p.dim - V));
   float bias[DT_L ? 1 : V];
 #pragma unroll
   for (int e = 0; e < (DT_L ? 1 : V); ++e) {
@@ -124,28 +123,38 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
 
   const int length = (int)p.length;
   // nv: the chunk's valid 8-byte groups of a row (NV unless it is the tail)
-  auto load = [&](int t0, int nv, Raw<E, SPLIT>& r) {
+  // one lane's pointers into B and C (its step of a chunk), and a step's stride of delta along D: the chunk loads
+  // below are a pointer per chunk plus one multiply-add per load (computing each address from the strides took
+  // about 170 instructions per chunk)
+  const E* b_lane = Bb + (int64_t)min(lane, TT - 1) * p.sB_l;
+  const E* c_lane = Cb + (int64_t)min(lane, TT - 1) * p.sC_l;
+  const int sbn = (int)p.sB_n, scn = (int)p.sC_n, dt_rows = ROW_STEPS * (int)p.sdt_l;
+  const E* dt_lane = static_cast<const E*>(p.dt) + bat * p.sdt_b
+      + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
+  // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row, steps below L
+  auto load = [&](auto full, int t0, int nv, Raw<E, SPLIT>& r) {
+    constexpr bool FULL = decltype(full)::value;
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
-      if (v < nv) r.u[v] = urow[t0 / V + v];
+      if (FULL || v < nv) r.u[v] = urow[t0 / V + v];
     }
+    const E* q = dt_lane + (DT_L ? (int64_t)t0 : (int64_t)t0 * p.sdt_l);
 #pragma unroll
     for (int k = 0; k < DTV; ++k) {
       if (DT_L) {
-        if (part * DTV + k < nv) r.dt[k] = dtp[t0 / V + k];
+        if (FULL || part * DTV + k < nv) r.dt[k] = reinterpret_cast<const uint2*>(q)[k];
       } else {
-        const int t = t0 + dt_step + k * ROW_STEPS;
-        if (t < length) r.dt[k] = dtp[(int64_t)t * p.sdt_l / V];
+        if (FULL || t0 + dt_step + k * ROW_STEPS < length) r.dt[k] = *reinterpret_cast<const uint2*>(q);
+        q += dt_rows;
       }
     }
-    const int t = t0 + lane;
-    const bool in = lane < TT && t < length;
-    const E* bp = Bb + (int64_t)(in ? t : 0) * p.sB_l;
-    const E* cp = Cb + (int64_t)(in ? t : 0) * p.sC_l;
+    const bool in = (TT == WARP || lane < TT) && (FULL || t0 + lane < length);
+    const E* bp = b_lane + (int64_t)t0 * p.sB_l;
+    const E* cp = c_lane + (int64_t)t0 * p.sC_l;
 #pragma unroll
-    for (int n = 0; n < N; ++n) {
-      r.b[n] = in ? bp[n * (int)p.sB_n] : from_f<E>(0.0f);
-      r.c[n] = in ? cp[n * (int)p.sC_n] : from_f<E>(0.0f);
+    for (int n = 0; n < N; ++n) {  // a 32-bit offset from the chunk's pointer: one wide multiply-add per address
+      r.b[n] = in ? bp[n * sbn] : from_f<E>(0.0f);
+      r.c[n] = in ? cp[n * scn] : from_f<E>(0.0f);
     }
   };
   auto step_size = [&](float x, float b) {  // delta's bias and softplus
@@ -153,7 +162,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
     return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
   };
   auto stage = [&](const Raw<E, SPLIT>& r) {
-    if (lane < TT) {
+    if (TT == WARP || lane < TT) {
       float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
       row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
       row[1] = make_float4(to_f(r.b[4]), to_f(r.b[5]), to_f(r.b[6]), to_f(r.b[7]));
@@ -222,13 +231,16 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
 
   const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
   Raw<E, SPLIT> cur, nxt;
-  load(0, n_full > 0 ? NV : tail, cur);
+  const std::true_type full;
+  const std::false_type partial;
+  if (n_full > 0) load(full, 0, NV, cur);
+  else load(partial, 0, tail, cur);
   for (int kk = 0; kk < n_full; ++kk) {
     const int t0 = kk * TT;
     stage(cur);
     __syncwarp();
-    if (kk + 1 < n_full) load(t0 + TT, NV, nxt);  // in flight during this chunk's scan
-    else if (tail > 0) load(t0 + TT, tail, nxt);
+    if (kk + 1 < n_full) load(full, t0 + TT, NV, nxt);  // in flight during this chunk's scan
+    else if (tail > 0) load(partial, t0 + TT, tail, nxt);
     scan(cur, t0, NV);
     __syncwarp();  // the next staging overwrites s_bc and s_dt
     cur = nxt;
