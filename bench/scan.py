@@ -128,12 +128,18 @@ def correctness(impls, device, smoke=False, shard=(0, 1)):
     g = torch.Generator(device=device)
     g.manual_seed(int(time.time()))
     cases = correctness_cases(smoke)[shard[0]::shard[1]]  # --shard K/N: N processes compile in parallel
-    rows, worst = [], {}
+    rows, worst, skipped = [], {}, {}
     for (b, dim, L, dt, big, has_z, has_d, has_bias, model_layout) in cases:
         inp = make_inputs(b, dim, L, dt, device, big, has_d, has_z, has_bias, model_layout, gen=g)
         ref = scan_f64(**inp)
         for impl in impls:
-            y = _run_case(impl, inp)
+            try:
+                y = _run_case(impl, inp)
+            except ValueError as exc:  # the CUDA kernel's rows form takes only some layouts: not a failure
+                if "rows kernel" not in str(exc):
+                    raise
+                skipped[impl] = skipped.get(impl, 0) + 1
+                continue
             err, passed = check_output(y, ref, dt)
             key = (impl, str(dt).split(".")[-1])
             worst[key] = max(worst.get(key, 0.0), err)
@@ -143,7 +149,8 @@ def correctness(impls, device, smoke=False, shard=(0, 1)):
                 print(f"FAIL {impl} b={b} D={dim} L={L} {dt} big={big} z={has_z} D={has_d} bias={has_bias} "
                       f"model_layout={model_layout} err={err:.3e} dtype_ok={y.dtype == dt}", flush=True)
     n_fail = sum(not r["passed"] for r in rows)
-    print(f"correctness: {len(rows) - n_fail}/{len(rows)} passed")
+    print(f"correctness: {len(rows) - n_fail}/{len(rows)} passed"
+          + (f" (not run, inputs the kernel does not take: {skipped})" if skipped else ""))
     for (impl, dt), e in sorted(worst.items()):
         print(f"  worst rel err {impl:8s} {dt:9s} {e:.2e} (tol {TOL[getattr(torch, dt)]:.0e})")
     return rows, n_fail

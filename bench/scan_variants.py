@@ -90,7 +90,7 @@ def main():
     # every kernel on the quick cases; the CUDA kernels (built once, no per-shape compiles) on the whole set
     runs = [(case, k) for case in CASES for k in kernels] + [(case, k) for case in correctness_cases()
                                                              for k in cuda_kernels]
-    fails, worst, inputs = 0, {}, {}
+    fails, worst, inputs, not_taken = 0, {}, {}, 0
     for case, (variant, opts) in runs:
         b, dim, L, dt, big, hz, hd, hb, lay = case
         if case not in inputs:
@@ -99,14 +99,20 @@ def main():
             inputs[case] = (inp, scan_f64(**inp))
         inp, ref = inputs[case]
         out = poisoned(inp["u"])
-        _run(variant, opts, inp, out)
+        try:
+            _run(variant, opts, inp, out)
+        except ValueError as exc:  # the CUDA kernel's rows form takes only some layouts: not a failure
+            if "rows kernel" not in str(exc):
+                raise
+            not_taken += 1
+            continue
         err, ok = check_output(out, ref, dt)
         fails += not ok
         worst[dt] = max(worst.get(dt, 0.0), err)
         if not ok:
             print(f"FAIL {_label(variant, opts)} b={b} {dim}x{L} {dt} err {err:.2e}", flush=True)
-    n_runs = len(runs)
-    print(f"correctness: {n_runs - fails}/{n_runs} passed; worst "
+    n_runs = len(runs) - not_taken
+    print(f"correctness: {n_runs - fails}/{n_runs} passed ({not_taken} not taken by the kernel); worst "
           + ", ".join(f"{str(k)[6:]} {v:.1e}" for k, v in worst.items()) + f" [{time.time() - t0:.0f}s]", flush=True)
     copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
     print(f"copy bandwidth {copy_gbs:.0f} GB/s", flush=True)
