@@ -165,8 +165,8 @@ def test_a_remembered_cuda_choice_falls_back_where_the_kernel_refuses_the_inputs
             raise ValueError("the rows kernel needs u contiguous along L with 8-byte aligned rows")
         return "staged"
     calls.clear()
-    assert scan_tune.run_choice(rows_refuses, ("cuda", {"lanes": 1, "rows": True}), None) == "staged"
-    assert calls == [("cuda", {"lanes": 1, "rows": True}), ("cuda", {"lanes": 2})]
+    assert scan_tune.run_choice(rows_refuses, ("cuda", {"lanes": 2, "rows": True}), None) == "staged"
+    assert calls == [("cuda", {"lanes": 2, "rows": True}), ("cuda", {"lanes": 2})]
 
     def failing(variant, opts, out):  # other errors, and errors of the Triton kernels, are not hidden
         raise ValueError("bad input")

@@ -41,7 +41,8 @@ CANDIDATES = (
 # the CUDA C++ kernel (selective_scan_triton's variant 'cuda'). Its rows form with 2 lanes per channel was the
 # fastest kernel at 160 x 196 on an H200 in every layout (5.2x mamba_ssm's time at batch 128 fp16 on the model's);
 # it takes only L a multiple of 4 (16-bit) or 2 (fp32) and u contiguous along L, so the staged form stays for the
-# rest (with 4 lanes the fastest on contiguous 320 x 49; docs/benchmarks.md). The rows form with 1 lane never won.
+# rest (with 4 lanes the fastest on contiguous 320 x 49; docs/benchmarks.md). The rows form with 1 lane per channel
+# was slower everywhere and is not built.
 # Where a candidate cannot take the inputs its timing fails and it is not an option.
 CUDA_CANDIDATES = (
     ("cuda", {"lanes": 2}),
@@ -168,7 +169,6 @@ def run_choice(run, choice, out):
         if variant != "cuda":
             raise
         # the rows form also needs 8-byte aligned rows, which the key does not record either: the staged form next
-        fallback = ("cuda", {"lanes": opts["lanes"] if opts["lanes"] in (2, 4) else 2}) if opts.get("rows") \
-            else DEFAULT
+        fallback = ("cuda", {"lanes": opts["lanes"]}) if opts.get("rows") else DEFAULT
         log.debug("CUDA scan kernel refused this call (%s); running %s", exc, fallback)
         return run_choice(run, fallback, out)

@@ -1,16 +1,18 @@
-// The "rows" form of the N = 8 forward scan: each lane walks its own channel's rows of u, delta and y with 8-byte
-// loads and stores (no shared-memory staging of them), for inputs contiguous along L (mamba_ssm's layout, and what
-// most callers pass). Included by selective_scan_n8.cu; edgemv.ops.scan_cuda checks what it needs (u, delta and y
-// contiguous along L and 8-byte aligned rows, L a multiple of the elements per 8 bytes, no z) and runs the staged
-// kernel otherwise.
+// The "rows" form of the N = 8 forward scan: each lane reads its channel's row of u and writes its row of y with
+// 8-byte accesses, for u and y contiguous along L (every caller's u, and the y edgemv allocates); delta may lie along
+// L (mamba_ssm's layout) or along D (MambaVision's). Included by selective_scan_n8.cu; edgemv.ops.scan_cuda checks
+// what it needs (rows_refusal: 8-byte aligned rows, L a multiple of the elements per 8 bytes, no z) and callers
+// run the staged kernel otherwise.
 //
 // Why: the staged kernel spends about half of its instructions outside the scan (64-bit address arithmetic of 48
 // scalar loads per chunk, the transposing stores and loads of the staging, the store of y from shared memory; Nsight
-// Compute, docs/benchmarks.md). Here a lane's chunk of a row is 8 loads at constant offsets from one pointer, y goes
-// out 8 bytes at a time as it is computed, and only B and C (shared by all channels of a sequence) pass through
-// shared memory, where every lane of the warp reads the same row (a broadcast).
-//   - SPLIT 1: a lane holds a channel's 8 states; SPLIT 2: two lanes hold 4 each, compute delta's softplus both
-//     (cheaper than exchanging it) and add their partial y with one shuffle per step.
+// Compute, docs/benchmarks.md). Here a chunk of a row is 8 loads at constant offsets from one pointer and y goes out
+// 8 bytes at a time as it is computed.
+//   - a block is one warp: 16 channels, 2 lanes per channel with 4 states each, their partial y added with one
+//     shuffle per step (the kernel is written for SPLIT 1 or 2; the library builds 2: with 1 lane per channel it
+//     was slower at every shape measured);
+//   - shared memory holds only delta (its bias and softplus computed once per element, not by both lanes of a
+//     channel) and B and C (shared by all channels of a sequence: every lane reads the same row, a broadcast);
 //   - a chunk is 8 accesses of 8 bytes per row: 32 steps for 16-bit inputs, 16 for float32; the next chunk's loads
 //     are in flight (a second set of registers) while the current one is scanned;
 //   - the tail (L not a multiple of the chunk) is one more chunk with its loads and steps checked per 8-byte group.
