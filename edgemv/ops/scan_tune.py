@@ -4,7 +4,8 @@ The fastest kernel depends on the shape, the batch, the input layout (the model 
 contiguous tensors) and the GPU: on an H200 the register-pipelined kernel is 1.6x faster than the prefetching one at
 320 x 49 batch 256 and slower at 160 x 196 batch 128, and the lanes kernel wins only on contiguous inputs
 (docs/benchmarks.md). A fixed table from one card would be wrong on a Jetson, so the first call of a problem times
-every candidate on its own inputs (``triton.testing.do_bench``) and keeps the fastest, in memory and in a JSON file
+every candidate on its own inputs (device time from CUDA-graph replays, ``triton.testing.do_bench_cudagraph``) and
+keeps the fastest, in memory and in a JSON file
 (``$EDGEMV_CACHE_DIR`` or ``~/.cache/edgemv``, ``scan_tuning.json``), keyed by GPU, dtype, sizes, options and which
 strides are 1. The first call of a new problem therefore compiles and times the candidates (seconds each; with six
 candidates the first eager forward of MambaVision-T took 59 s on an H200, with three fewer); later processes read
@@ -119,7 +120,7 @@ def _as_choice(entry, cands):
 def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
     """(variant, options) for this problem; ``run(variant, options, out)`` runs one candidate.
 
-    ``timer(fn)`` gives fn's time in ms (default: ``triton.testing.do_bench``, median).
+    ``timer(fn)`` gives fn's time in ms (default: ``triton.testing.do_bench_cudagraph``, median).
     """
     if os.environ.get("EDGEMV_SCAN_TUNE", "1") == "0":
         return DEFAULT
@@ -135,10 +136,13 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
     if u.is_cuda and torch.cuda.is_current_stream_capturing():
         return DEFAULT  # nothing can be timed inside a capture; not remembered, so a later eager call still tunes
     if timer is None:
-        from triton.testing import do_bench
+        from triton.testing import do_bench_cudagraph
 
         def timer(fn):
-            return do_bench(fn, warmup=5, rep=20, return_mode="median")
+            # device time, from replays of a CUDA graph of many calls: timed call by call (do_bench), the CUDA
+            # kernel's host cost (about 35 us per ctypes launch) hid its device time and 'auto' took a kernel 1.5x
+            # slower (docs/benchmarks.md)
+            return do_bench_cudagraph(fn, rep=20, return_mode="median")
 
     scratch = torch.empty(u.shape, device=u.device, dtype=u.dtype)
     times = {}
