@@ -1,16 +1,21 @@
 """The N = 8 selective scan as a CUDA C++ kernel (``edgemv/ops/cuda/selective_scan_n8.cu``), built with nvcc on first
 use and launched through ctypes on torch's current stream.
 
-Why a CUDA C++ kernel beside the Triton ones: it stages each chunk of 32 steps in shared memory (delta's bias and
-softplus computed once per element, not once per scanning thread), runs one-warp blocks with 2 or 4 lanes per
-channel (``lanes``: 4 or 2 states each, partial sums of y added when the chunk is stored) and reads a pair of
-steps' operands per 128-bit shared load. Triton gives no control over which lane holds which state or over
-shared-memory layouts, and on an H200 this kernel is 1.7x faster than the best Triton kernel on MambaVision's
-layout at 160 x 196 batch 128 (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times it beside the Triton
-kernels when it is available.
+Why a CUDA C++ kernel beside the Triton ones: Triton gives no control over which lane holds which state, over
+shared-memory layouts or over how a chunk's loads are addressed. The kernel has two forms (docs/scan.md):
+
+- staged (the default; any strides): each chunk of 32 steps is staged in shared memory (delta's bias and softplus
+  computed once per element), one-warp blocks with 2 or 4 lanes per channel (``lanes``: 4 or 2 states each);
+- rows (``rows=True``; u and y contiguous along L, delta along L or along D, 8-byte aligned rows, no z;
+  :func:`rows_refusal` says what it cannot take): each lane reads its channel's rows with 8-byte loads and writes
+  y as it goes, 2 lanes per channel; only delta and B, C pass through shared memory.
+
+On an H200 at 160 x 196 batch 128 fp16 the rows form takes 22-23 us (5.2-5.5x mamba_ssm's kernel), the staged one
+36 us and the best Triton kernel 53-61 us (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times both forms
+beside the Triton kernels when the kernel is available.
 
 Available means: a CUDA device, nvcc (``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH), and
-``EDGEMV_SCAN_CUDA`` not set to 0. The build (about 15 s, once per source, compiler, flags and GPU architecture) goes
+``EDGEMV_SCAN_CUDA`` not set to 0. The build (about 25 s, once per source, compiler, flags and GPU architecture) goes
 to ``$EDGEMV_CACHE_DIR`` (default ``~/.cache/edgemv``) ``/cuda/``, written under a temporary name and renamed. A
 failed build is reported once and makes the kernel unavailable for the rest of the process.
 

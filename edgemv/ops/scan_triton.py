@@ -868,7 +868,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if variant not in VARIANTS:
         raise ValueError(f"unknown Triton scan variant {variant!r}; choose one of {VARIANTS}")
     if variant == "auto":
-        tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile)) or rows
+        tiles_given = any(v is not None for v in (block_d, block_l, num_warps, lanes, tile))
         if n == 8 and not _INTERPRET and not tiles_given and u.numel():
             # the fastest of the N = 8 kernels for this problem, measured on its first call (edgemv.ops.scan_tune)
             from .scan_tune import choose, run_choice
