@@ -76,21 +76,6 @@ __device__ __forceinline__ float4 lds4(const float* p) {
 #endif
 }
 
-__device__ __forceinline__ float2 lds2(const float* p) {
-#ifdef EDGEMV_CPU_EMULATION
-  return *reinterpret_cast<const float2*>(p);
-#else
-  float2 r;
-  asm volatile("ld.volatile.shared.v2.f32 {%0, %1}, [%2];" : "=f"(r.x), "=f"(r.y)
-               : "r"((unsigned)__cvta_generic_to_shared(p)));
-  return r;
-#endif
-}
-
-#ifndef ROWS_MIN_BLOCKS_4  // 160 x 196 batch 128 needs 20 one-warp blocks per SM with 4 lanes per channel
-#define ROWS_MIN_BLOCKS_4 20
-#endif
-
 template <typename E, int SPLIT>
 struct Raw {  // one chunk's inputs as loaded: this lane's row of u, its share of delta, B and C of step `lane`
   uint2 u[NV], dt[NV / SPLIT];
@@ -103,12 +88,12 @@ struct StepBC {  // a step's B and C for this lane's K states
 };
 
 template <typename E, int SPLIT, bool SOFTPLUS, bool DT_L>
-__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : SPLIT == 2 ? 12 : ROWS_MIN_BLOCKS_4) scan_rows_kernel(Params p) {
+__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
   constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads
   constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
-  static_assert(SPLIT == 1 || SPLIT == 2 || SPLIT == 4, "1, 2 or 4 lanes per channel");
+  static_assert(SPLIT == 1 || SPLIT == 2, "1 or 2 lanes per channel");
   __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
   __shared__ __align__(16) float s_dt[CH * DT_ROW];  // delta + bias, softplus'd, once per element
 
@@ -204,17 +189,11 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : SPLIT == 2 ? 12 : ROWS_
   };
   auto read_step = [&](int t, StepBC<K>& o) {
     const float* row = &s_bc[t * BC_STRIDE + part * K];
-    if (K == 2) {
-      const float2 bv = lds2(row), cv = lds2(row + N);
-      o.b[0] = bv.x; o.b[K - 1] = bv.y;
-      o.c[0] = cv.x; o.c[K - 1] = cv.y;
-    } else {
 #pragma unroll
-      for (int j = 0; j < K; j += 4) {
-        const float4 bv = lds4(row + j), cv = lds4(row + N + j);
-        o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
-        o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
-      }
+    for (int j = 0; j < K; j += 4) {
+      const float4 bv = lds4(row + j), cv = lds4(row + N + j);
+      o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
+      o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
     }
   };
   // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code)
@@ -245,8 +224,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : SPLIT == 2 ? 12 : ROWS_
           h[j] = fmaf(ex2(d[i] * a[j]), h[j], du * o.b[j]);
           acc = fmaf(h[j], o.c[j], acc);
         }
-        if (SPLIT >= 2) acc += __shfl_xor_sync(0xffffffffu, acc, 1);
-        if (SPLIT == 4) acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+        if (SPLIT == 2) acc += __shfl_xor_sync(0xffffffffu, acc, 1);
         y[i] = fmaf(dskip, x[i], acc);
       }
       if (live && v % SPLIT == part) yrow[t0 / V + v] = pack<E>(y);  // with 2 lanes, each stores every other group

@@ -355,18 +355,13 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   return 0;
 }
 
-extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {  // split 2 or 4, as built
+extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {  // split: 2 (the one built)
   const Params* p = static_cast<const Params*>(params);
   dim3 grid{(unsigned)((p->dim + WARP / split - 1) / (WARP / split)), (unsigned)batch, 1};
   auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
-  const bool dt_l = p->sdt_l == 1, sp = p->softplus;
-  if (split == 2) {
-    if (dt_l) sp ? run(rows::scan_rows_kernel<float, 2, true, true>) : run(rows::scan_rows_kernel<float, 2, false, true>);
-    else sp ? run(rows::scan_rows_kernel<float, 2, true, false>) : run(rows::scan_rows_kernel<float, 2, false, false>);
-  } else {
-    if (dt_l) sp ? run(rows::scan_rows_kernel<float, 4, true, true>) : run(rows::scan_rows_kernel<float, 4, false, true>);
-    else sp ? run(rows::scan_rows_kernel<float, 4, true, false>) : run(rows::scan_rows_kernel<float, 4, false, false>);
-  }
+  if (p->sdt_l == 1) p->softplus ? run(rows::scan_rows_kernel<float, 2, true, true>)
+                                 : run(rows::scan_rows_kernel<float, 2, false, true>);
+  else p->softplus ? run(rows::scan_rows_kernel<float, 2, true, false>) : run(rows::scan_rows_kernel<float, 2, false, false>);
   return 0;
 }
 #else
@@ -393,28 +388,28 @@ extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int
 }
 
 namespace {
-template <typename E, int SPLIT, bool SOFTPLUS>
+template <typename E, bool SOFTPLUS>
 void launch_rows(const Params& p, int batch, cudaStream_t s) {
+  constexpr int SPLIT = 2;  // the one built: 1 lane per channel was slower everywhere measured (docs/benchmarks.md)
   dim3 grid((unsigned)((p.dim + WARP / SPLIT - 1) / (WARP / SPLIT)), (unsigned)batch);
   if (p.sdt_l == 1) rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, true><<<grid, WARP, 0, s>>>(p);
   else rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, false><<<grid, WARP, 0, s>>>(p);  // delta along D
 }
 template <typename E>
-void launch_rows(const Params& p, int split, int batch, cudaStream_t s) {
-  // 2 or 4 lanes per channel (1 was slower everywhere measured and is not built; docs/benchmarks.md)
-  if (split == 2) p.softplus ? launch_rows<E, 2, true>(p, batch, s) : launch_rows<E, 2, false>(p, batch, s);
-  else p.softplus ? launch_rows<E, 4, true>(p, batch, s) : launch_rows<E, 4, false>(p, batch, s);
+void launch_rows(const Params& p, int batch, cudaStream_t s) {
+  if (p.softplus) launch_rows<E, true>(p, batch, s);
+  else launch_rows<E, false>(p, batch, s);
 }
 }  // namespace
 
-// the rows form (scan_rows.cuh); split 2 or 4. edgemv.ops.scan_cuda checks its layout and alignment first.
+// the rows form (scan_rows.cuh); split must be 2. edgemv.ops.scan_cuda checks its layout and alignment first.
 extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, int batch, void* stream) {
   const Params* p = static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (split != 2 && split != 4) return (int)cudaErrorInvalidValue;
-  if (dtype == 0) launch_rows<float>(*p, split, batch, s);
-  else if (dtype == 1) launch_rows<__half>(*p, split, batch, s);
-  else launch_rows<__nv_bfloat16>(*p, split, batch, s);
+  if (split != 2) return (int)cudaErrorInvalidValue;
+  if (dtype == 0) launch_rows<float>(*p, batch, s);
+  else if (dtype == 1) launch_rows<__half>(*p, batch, s);
+  else launch_rows<__nv_bfloat16>(*p, batch, s);
   return (int)cudaGetLastError();
 }
 #endif
