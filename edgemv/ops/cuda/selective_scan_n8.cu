@@ -2,7 +2,8 @@
 //   h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t,  y_t = C_t . h_t + D u_t,  y *= silu(z)
 // with delta = softplus(delta + delta_bias) when asked; fp32 arithmetic for fp16/bf16/fp32 inputs; any strides.
 // edgemv.ops.scan_cuda builds it with nvcc on first use and launches it through ctypes; 'auto' times it beside the
-// Triton kernels (edgemv.ops.scan_tune).
+// Triton kernels (edgemv.ops.scan_tune). This file is the staged form (below) and its entry points; the rows form,
+// faster where its layout conditions hold (u and y contiguous along L, aligned rows), is scan_rows.cuh.
 //
 // Design (each point measured on an H200 with Nsight Compute; docs/benchmarks.md, "The CUDA C++ kernel"):
 //   - a block is one warp of 32 / SPLIT channels, SPLIT = 1, 2 or 4 lanes per channel, 8 / SPLIT states each: many
@@ -18,7 +19,8 @@
 //   - a full chunk's scan is unrolled (every shared offset is a constant); a shifted last chunk scans its new rows;
 //   - the next chunk's global loads are in flight in registers while the current one is scanned.
 // At 160 x 196 batch 128 fp16 on MambaVision's layout it runs in 35.6 us (SPLIT 2) against 61.0 us for the best
-// Triton kernel there; its tests on the CPU compile this file with g++ through cpu_emulation.h.
+// Triton kernel there (the rows form: 22.8 us); its tests on the CPU compile this file with g++ through
+// cpu_emulation.h.
 
 // Params, to_f / from_f, ex2, softplus, N = 8; cpu_emulation.h under EDGEMV_CPU_EMULATION
 #include "scan_common.cuh"
