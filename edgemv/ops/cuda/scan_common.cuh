@@ -61,6 +61,20 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x, one MUFU instruction (s
 #endif
 }
 
+// A 128-bit shared-memory read as volatile PTX: ptxas keeps volatile accesses in program order, so a scan's reads of
+// a step ahead stay ahead (plain ones were each moved down next to their use, and the warp waited on them: Nsight
+// Compute, short scoreboard).
+__device__ __forceinline__ float4 lds_f4(const float4* p) {
+#ifdef EDGEMV_CPU_EMULATION
+  return *p;
+#else
+  float4 r;
+  asm volatile("ld.volatile.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
+               : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "r"((unsigned)__cvta_generic_to_shared(p)));
+  return r;
+#endif
+}
+
 __device__ __forceinline__ float lg2(float x) {  // log2(x), one MUFU instruction
 #ifdef EDGEMV_CPU_EMULATION
   return std::log2(x);

@@ -33,47 +33,40 @@ template <typename E> constexpr int kSteps = NV * kVec<E>;      // steps per chu
 // step) conflict-free in each 8-lane phase, and keep the rows 16-byte aligned for the scan's 128-bit reads
 constexpr int BC_STRIDE = 2 * N + 4;
 
-template <typename E> __device__ __forceinline__ void unpack(uint2 w, float (&f)[kVec<E>]);
-template <typename E> __device__ __forceinline__ uint2 pack(const float (&f)[kVec<E>]);
+// 8 bytes of E <-> kVec<E> floats: 16-bit types through their two-element vector types, float bit for bit
+#ifndef EDGEMV_CPU_EMULATION
+template <typename E> struct Pair;  // a 16-bit type's two-element vector and its float2 conversions
+template <> struct Pair<__half> {
+  using T = __half2;
+  __device__ static float2 to_f2(T v) { return __half22float2(v); }
+  __device__ static T from_f2(float a, float b) { return __floats2half2_rn(a, b); }
+};
+template <> struct Pair<__nv_bfloat16> {
+  using T = __nv_bfloat162;
+  __device__ static float2 to_f2(T v) { return __bfloat1622float2(v); }
+  __device__ static T from_f2(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+template <typename E> __device__ __forceinline__ void unpack(uint2 w, float (&f)[kVec<E>]) {
+  using P = Pair<E>;
+  const float2 lo = P::to_f2(reinterpret_cast<const typename P::T&>(w.x));
+  const float2 hi = P::to_f2(reinterpret_cast<const typename P::T&>(w.y));
+  f[0] = lo.x; f[1] = lo.y; f[2] = hi.x; f[3] = hi.y;
+}
+template <typename E> __device__ __forceinline__ uint2 pack(const float (&f)[kVec<E>]) {
+  using P = Pair<E>;
+  const typename P::T lo = P::from_f2(f[0], f[1]), hi = P::from_f2(f[2], f[3]);
+  return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
+}
+#else
+template <typename E> void unpack(uint2 w, float (&f)[kVec<E>]);
+template <typename E> uint2 pack(const float (&f)[kVec<E>]);
+#endif
 template <> __device__ __forceinline__ void unpack<float>(uint2 w, float (&f)[2]) {
   f[0] = __uint_as_float(w.x);
   f[1] = __uint_as_float(w.y);
 }
 template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
   return make_uint2(__float_as_uint(f[0]), __float_as_uint(f[1]));
-}
-#ifndef EDGEMV_CPU_EMULATION
-template <> __device__ __forceinline__ void unpack<__half>(uint2 w, float (&f)[4]) {
-  const float2 lo = __half22float2(reinterpret_cast<const __half2&>(w.x));
-  const float2 hi = __half22float2(reinterpret_cast<const __half2&>(w.y));
-  f[0] = lo.x; f[1] = lo.y; f[2] = hi.x; f[3] = hi.y;
-}
-template <> __device__ __forceinline__ uint2 pack<__half>(const float (&f)[4]) {
-  const __half2 lo = __floats2half2_rn(f[0], f[1]), hi = __floats2half2_rn(f[2], f[3]);
-  return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
-}
-template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(uint2 w, float (&f)[4]) {
-  const float2 lo = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162&>(w.x));
-  const float2 hi = __bfloat1622float2(reinterpret_cast<const __nv_bfloat162&>(w.y));
-  f[0] = lo.x; f[1] = lo.y; f[2] = hi.x; f[3] = hi.y;
-}
-template <> __device__ __forceinline__ uint2 pack<__nv_bfloat16>(const float (&f)[4]) {
-  const __nv_bfloat162 lo = __floats2bfloat162_rn(f[0], f[1]), hi = __floats2bfloat162_rn(f[2], f[3]);
-  return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
-}
-#endif
-
-// a 128-bit shared read kept in program order (volatile): ptxas otherwise moves each read next to its use and the
-// warp waits on it (the staged kernel's measurement, docs/benchmarks.md)
-__device__ __forceinline__ float4 lds4(const float* p) {
-#ifdef EDGEMV_CPU_EMULATION
-  return *reinterpret_cast<const float4*>(p);
-#else
-  float4 r;
-  asm volatile("ld.volatile.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "r"((unsigned)__cvta_generic_to_shared(p)));
-  return r;
-#endif
 }
 
 template <typename E, int SPLIT>
@@ -191,7 +184,9 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
     const float* row = &s_bc[t * BC_STRIDE + part * K];
 #pragma unroll
     for (int j = 0; j < K; j += 4) {
-      const float4 bv = lds4(row + j), cv = lds4(row + N + j);
+      // volatile reads (lds_f4): issued a step ahead and kept there
+      const float4 bv = lds_f4(reinterpret_cast<const float4*>(row + j));
+      const float4 cv = lds_f4(reinterpret_cast<const float4*>(row + N + j));
       o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
       o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
     }

@@ -182,19 +182,8 @@ __device__ __forceinline__ void store_y(const Params& p, int64_t bat, int c0, in
   }
 }
 
-// Shared-memory reads and writes of the scan as volatile PTX: ptxas keeps volatile accesses in program order, so the
-// reads of step t + PREFETCH stay ahead of step t's write of y (plain ones were each moved down next to their use,
-// and the warp waited on them: Nsight Compute, short scoreboard).
-__device__ __forceinline__ float4 lds_f4(const float4* p) {
-#ifdef EDGEMV_CPU_EMULATION
-  return *p;
-#else
-  float4 r;
-  asm volatile("ld.volatile.shared.v4.f32 {%0, %1, %2, %3}, [%4];"
-               : "=f"(r.x), "=f"(r.y), "=f"(r.z), "=f"(r.w) : "r"((unsigned)__cvta_generic_to_shared(p)));
-  return r;
-#endif
-}
+// The scan's shared-memory writes as volatile PTX (its reads: lds_f4 in scan_common.cuh): ptxas keeps volatile
+// accesses in program order, so the reads of step t + PREFETCH stay ahead of step t's write of y.
 __device__ __forceinline__ void sts_f(float* p, float v) {
 #ifdef EDGEMV_CPU_EMULATION
   *p = v;
