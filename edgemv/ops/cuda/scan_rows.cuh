@@ -117,7 +117,6 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
   }
 
   const int length = (int)p.length;
-  // nv: the chunk's valid 8-byte groups of a row (NV unless it is the tail)
   // one lane's pointers into B and C (its step of a chunk), and a step's stride of delta along D: the chunk loads
   // below are a pointer per chunk plus one multiply-add per load (computing each address from the strides took
   // about 170 instructions per chunk)
@@ -126,7 +125,8 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Pa
   const int sbn = (int)p.sB_n, scn = (int)p.sC_n, dt_rows = ROW_STEPS * (int)p.sdt_l;
   const E* dt_lane = static_cast<const E*>(p.dt) + bat * p.sdt_b
       + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
-  // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row, steps below L
+  // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row (NV for a whole chunk),
+  // steps below L
   auto load = [&](auto full, int t0, int nv, Raw<E, SPLIT>& r) {
     constexpr bool FULL = decltype(full)::value;
 #pragma unroll
