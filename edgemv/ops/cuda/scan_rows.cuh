@@ -27,7 +27,10 @@ namespace rows {
 constexpr int WARP = 32;
 constexpr float LOG2E = 1.4426950408889634f;
 template <typename E> constexpr int kVec = 8 / (int)sizeof(E);  // elements per 8-byte access
-constexpr int NV = 8;                                                       // 8-byte accesses per row and chunk
+#ifndef ROWS_NV  // 8-byte accesses per row and chunk (a build knob)
+#define ROWS_NV 8
+#endif
+constexpr int NV = ROWS_NV;
 template <typename E> constexpr int kSteps = NV * kVec<E>;      // steps per chunk
 // s_bc: per step B_0..7, C_0..7 and 4 floats of padding: 80-byte rows make the staging's 128-bit stores (a lane per
 // step) conflict-free in each 8-lane phase, and keep the rows 16-byte aligned for the scan's 128-bit reads
@@ -69,6 +72,12 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
   return make_uint2(__float_as_uint(f[0]), __float_as_uint(f[1]));
 }
 
+// one-warp blocks per SM the register allocation must allow with 2 lanes per channel (a build knob: 12 fits 160 x
+// 196 batch 128 in one wave, 1,280 warps on 132 SMs; batch 256 needs 20)
+#ifndef ROWS_MIN_BLOCKS
+#define ROWS_MIN_BLOCKS 12
+#endif
+
 template <typename E, int SPLIT>
 struct Raw {  // one chunk's inputs as loaded: this lane's row of u, its share of delta, B and C of step `lane`
   uint2 u[NV], dt[NV / SPLIT];
@@ -81,7 +90,7 @@ struct StepBC {  // a step's B and C for this lane's K states
 };
 
 template <typename E, int SPLIT, bool SOFTPLUS, bool DT_L>
-__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : 12) scan_rows_kernel(Params p) {
+__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
   constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads
