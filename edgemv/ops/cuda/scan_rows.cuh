@@ -27,7 +27,7 @@ namespace rows {
 constexpr int WARP = 32;
 constexpr float LOG2E = 1.4426950408889634f;
 template <typename E> constexpr int kVec = 8 / (int)sizeof(E);  // elements per 8-byte access
-#ifndef ROWS_NV  // 8-byte accesses per row and chunk (a build knob)
+#ifndef ROWS_NV  // 8-byte accesses per row and chunk (a build knob; 4 was slower)
 #define ROWS_NV 8
 #endif
 constexpr int NV = ROWS_NV;
@@ -73,7 +73,8 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
 }
 
 // one-warp blocks per SM the register allocation must allow with 2 lanes per channel (a build knob: 12 fits 160 x
-// 196 batch 128 in one wave, 1,280 warps on 132 SMs; batch 256 needs 20)
+// 196 batch 128 in one wave, 1,280 warps on 132 SMs; 16 or 20, for batch 256 in fewer waves, were slower: the
+// register cuts cost more; docs/benchmarks.md)
 #ifndef ROWS_MIN_BLOCKS
 #define ROWS_MIN_BLOCKS 12
 #endif
