@@ -2,13 +2,13 @@
 
 One run: correctness of the rows form (2 lanes per channel; fp32, fp16, bf16; whole chunks, tails, L shorter
 than a chunk, partial channel blocks, delta along L or along D, B and C contiguous or strided as the model's, large
-delta) against float64
-with poisoned outputs, then device times of both forms at 160 x 196 (the MambaVision-T shape the rows form can
-take: 49 is not a multiple of 4), batch 64 / 128 / 256, fp16 and fp32, with the speed-up over mamba_ssm's kernel and
-the share of the copy bandwidth measured in the same run, printed as a Markdown table (docs/benchmarks.md).
+delta) against float64 with poisoned outputs, then device times of both forms at 160 x 196 (the MambaVision-T shape
+the rows form can take: 49 is not a multiple of 4), batch 64 / 128 / 256, fp16 and fp32, in three layouts, with the
+speed-up over mamba_ssm's kernel and the share of the copy bandwidth measured in the same run, printed as a
+Markdown table (docs/benchmarks.md, "The rows form of the CUDA kernel").
 
     python bench/scan_rows.py
-    python bench/scan_rows.py --batches 128 --dtypes float16 --define LEAN_PREFETCH=1
+    python bench/scan_rows.py --batches 128 256 --dtypes float16 --kernels "rows 2" --define ROWS_MIN_BLOCKS=16
 """
 
 import argparse
