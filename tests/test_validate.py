@@ -14,7 +14,8 @@ from PIL import Image
 
 from edgemv.validate.distributed import DistContext, shard_indices
 from edgemv.validate.metrics import ImageStats, compare_batch
-from edgemv.validate.report import Budget, DataInfo, ModelInfo, ValidationReport, write_json_atomic
+from edgemv.atomic import write_json_atomic
+from edgemv.validate.report import Budget, DataInfo, ModelInfo, ValidationReport
 
 
 def test_compare_batch_values():

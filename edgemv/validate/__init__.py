@@ -10,10 +10,11 @@ Public surface::
 Importing this package does not import modelopt, onnx, onnxruntime, tensorrt or matplotlib.
 """
 
+from ..atomic import write_json_atomic
 from .distributed import DistContext, setup as setup_distributed
 from .evaluate import ValidateError, evaluate_pair, resolve_models, validate
 from .metrics import Accuracy, Agreement, ImageStats
-from .report import Budget, DataInfo, ModelInfo, ValidationReport, write_json_atomic
+from .report import Budget, DataInfo, ModelInfo, ValidationReport
 from .sensitivity import (EvalCache, GroupResult, SensitivityGroup, SensitivityReport, choose_exclusions, make_plan,
                           sensitivity_for_run, sensitivity_groups, sweep)
 

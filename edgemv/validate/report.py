@@ -3,10 +3,10 @@
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-from ..atomic import write_json_atomic  # noqa: F401  (re-exported: reports and sweeps write through it)
+from ..atomic import write_json_atomic
 from .metrics import Accuracy, Agreement
 
-__all__ = ["ModelInfo", "DataInfo", "Budget", "ValidationReport", "write_json_atomic", "SCHEMA"]
+__all__ = ["ModelInfo", "DataInfo", "Budget", "ValidationReport", "SCHEMA"]
 
 SCHEMA = "edgemv.validate/1"
 

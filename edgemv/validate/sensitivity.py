@@ -34,7 +34,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 
 from .metrics import ImageStats, compare_batch
-from .report import write_json_atomic
+from ..atomic import write_json_atomic
 
 __all__ = ["SensitivityGroup", "GroupResult", "SensitivityReport", "sensitivity_groups", "EvalCache", "sweep",
            "choose_exclusions", "make_plan", "sensitivity_for_run", "plain_fp32_model", "KINDS"]
