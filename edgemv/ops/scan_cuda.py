@@ -191,7 +191,7 @@ def rows_refusal(u, delta, z, y, lanes):
     """Why the rows form cannot take these tensors (None when it can). It reads u and writes y along L with 8-byte
     accesses, so each needs unit stride along L and 8-byte aligned rows, and L a multiple of the elements per 8 bytes;
     delta the same, or contiguous along D (the model's layout) with 8-byte aligned steps and D a multiple of the
-    elements per 8 bytes. It has 1 or 2 lanes per channel and no z."""
+    elements per 8 bytes. It is built with 2 lanes per channel (ROWS_LANES) and takes no z."""
     if lanes not in ROWS_LANES:
         return f"the rows kernel takes lanes {ROWS_LANES}, got {lanes}"
     if z is not None:
@@ -213,17 +213,24 @@ def rows_refusal(u, delta, z, y, lanes):
     return None
 
 
+def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows):
+    """prepare()'s (params, y, tensors to keep alive) after the checks of the lanes and, for the rows form, of
+    the layout (ValueError naming what is wrong)."""
+    if lanes not in LANES:
+        raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
+    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
+    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
+        raise ValueError(reason)
+    return p, y, keep
+
+
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
                         lanes=4, rows=False, defines=()):
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
     or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
     ``rows=True`` runs the rows form (cuda/scan_rows.cuh), which raises ValueError for inputs it cannot take
     (:func:`rows_refusal`)."""
-    if lanes not in LANES:
-        raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
-    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
-    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
-        raise ValueError(reason)
+    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows)
     if y.numel() == 0:
         return y
     lib = library(u.device, defines)
@@ -264,13 +271,11 @@ def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=N
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
     A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
-    if lanes not in LANES:
-        raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
-    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
-    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
-        raise ValueError(reason)
+    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows)
     if y.numel():
         lib = _cpu_library(tuple(defines))
-        (lib.edgemv_scan_rows_cpu if rows else lib.edgemv_scan_n8_cpu)(ctypes.addressof(p), int(lanes), u.shape[0])
+        fn = lib.edgemv_scan_rows_cpu if rows else lib.edgemv_scan_n8_cpu
+        if fn(ctypes.addressof(p), int(lanes), u.shape[0]) != 0:
+            raise RuntimeError("the CPU emulation refused the call")
     del keep
     return y

@@ -8,9 +8,8 @@
 // scalar loads per chunk, the transposing stores and loads of the staging, the store of y from shared memory; Nsight
 // Compute, docs/benchmarks.md). Here a chunk of a row is 8 loads at constant offsets from one pointer and y goes out
 // 8 bytes at a time as it is computed.
-//   - a block is one warp: 16 channels, 2 lanes per channel with 4 states each, their partial y added with one
-//     shuffle per step (the kernel is written for SPLIT 1 or 2; the library builds 2: with 1 lane per channel it
-//     was slower at every shape measured);
+//   - a block is one warp: 16 channels, SPLIT = 2 lanes per channel with 4 states each, their partial y added with
+//     one shuffle per step (1 lane per channel with 8 states, and 4 with 2, were slower at every shape measured);
 //   - shared memory holds only delta (its bias and softplus computed once per element, not by both lanes of a
 //     channel) and B and C (shared by all channels of a sequence: every lane reads the same row, a broadcast);
 //   - a chunk is 8 accesses of 8 bytes per row: 32 steps for 16-bit inputs, 16 for float32; the next chunk's loads
@@ -79,7 +78,9 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
 #define ROWS_MIN_BLOCKS 12
 #endif
 
-template <typename E, int SPLIT>
+constexpr int SPLIT = 2;  // lanes per channel
+
+template <typename E>
 struct Raw {  // one chunk's inputs as loaded: this lane's row of u, its share of delta, B and C of step `lane`
   uint2 u[NV], dt[NV / SPLIT];
   E b[N], c[N];
@@ -90,13 +91,12 @@ struct StepBC {  // a step's B and C for this lane's K states
   float b[K], c[K];
 };
 
-template <typename E, int SPLIT, bool SOFTPLUS, bool DT_L>
-__global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
+template <typename E, bool SOFTPLUS, bool DT_L>
+__global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
   constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads
   constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
-  static_assert(SPLIT == 1 || SPLIT == 2, "1 or 2 lanes per channel");
   __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
   __shared__ __align__(16) float s_dt[CH * DT_ROW];  // delta + bias, softplus'd, once per element
 
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_r
       + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
   // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row (NV for a whole chunk),
   // steps below L
-  auto load = [&](auto full, int t0, int nv, Raw<E, SPLIT>& r) {
+  auto load = [&](auto full, int t0, int nv, Raw<E>& r) {
     constexpr bool FULL = decltype(full)::value;
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_r
     const float d = x + b;
     return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
   };
-  auto stage = [&](const Raw<E, SPLIT>& r) {
+  auto stage = [&](const Raw<E>& r) {
     if (TT == WARP || lane < TT) {
       float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
       row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
@@ -202,7 +202,7 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_r
     }
   };
   // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code)
-  auto scan = [&](const Raw<E, SPLIT>& r, int t0, int nv) {
+  auto scan = [&](const Raw<E>& r, int t0, int nv) {
     StepBC<K> ring[2];
     read_step(0, ring[0]);
 #pragma unroll
@@ -229,15 +229,15 @@ __global__ void __launch_bounds__(WARP, SPLIT == 1 ? 8 : ROWS_MIN_BLOCKS) scan_r
           h[j] = fmaf(ex2(d[i] * a[j]), h[j], du * o.b[j]);
           acc = fmaf(h[j], o.c[j], acc);
         }
-        if (SPLIT == 2) acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+        acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
         y[i] = fmaf(dskip, x[i], acc);
       }
-      if (live && v % SPLIT == part) yrow[t0 / V + v] = pack<E>(y);  // with 2 lanes, each stores every other group
+      if (live && v % SPLIT == part) yrow[t0 / V + v] = pack<E>(y);  // each lane stores every other group
     }
   };
 
   const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
-  Raw<E, SPLIT> cur, nxt;
+  Raw<E> cur, nxt;
   const std::true_type full;
   const std::false_type partial;
   if (n_full > 0) load(full, 0, NV, cur);

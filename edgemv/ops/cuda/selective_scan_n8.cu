@@ -346,13 +346,15 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   return 0;
 }
 
-extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {  // split: 2 (the one built)
+// split must be rows::SPLIT (the argument keeps the entry points' signature alike)
+extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
+  if (split != rows::SPLIT) return 1;
   dim3 grid{(unsigned)((p->dim + WARP / split - 1) / (WARP / split)), (unsigned)batch, 1};
   auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
-  if (p->sdt_l == 1) p->softplus ? run(rows::scan_rows_kernel<float, 2, true, true>)
-                                 : run(rows::scan_rows_kernel<float, 2, false, true>);
-  else p->softplus ? run(rows::scan_rows_kernel<float, 2, true, false>) : run(rows::scan_rows_kernel<float, 2, false, false>);
+  if (p->sdt_l == 1) p->softplus ? run(rows::scan_rows_kernel<float, true, true>)
+                                 : run(rows::scan_rows_kernel<float, false, true>);
+  else p->softplus ? run(rows::scan_rows_kernel<float, true, false>) : run(rows::scan_rows_kernel<float, false, false>);
   return 0;
 }
 #else
@@ -381,10 +383,10 @@ extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int
 namespace {
 template <typename E, bool SOFTPLUS>
 void launch_rows(const Params& p, int batch, cudaStream_t s) {
-  constexpr int SPLIT = 2;  // the one built: 1 lane per channel was slower everywhere measured (docs/benchmarks.md)
-  dim3 grid((unsigned)((p.dim + WARP / SPLIT - 1) / (WARP / SPLIT)), (unsigned)batch);
-  if (p.sdt_l == 1) rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, true><<<grid, WARP, 0, s>>>(p);
-  else rows::scan_rows_kernel<E, SPLIT, SOFTPLUS, false><<<grid, WARP, 0, s>>>(p);  // delta along D
+  constexpr int CH = WARP / rows::SPLIT;
+  dim3 grid((unsigned)((p.dim + CH - 1) / CH), (unsigned)batch);
+  if (p.sdt_l == 1) rows::scan_rows_kernel<E, SOFTPLUS, true><<<grid, WARP, 0, s>>>(p);
+  else rows::scan_rows_kernel<E, SOFTPLUS, false><<<grid, WARP, 0, s>>>(p);  // delta along D
 }
 template <typename E>
 void launch_rows(const Params& p, int batch, cudaStream_t s) {
@@ -393,11 +395,12 @@ void launch_rows(const Params& p, int batch, cudaStream_t s) {
 }
 }  // namespace
 
-// the rows form (scan_rows.cuh); split must be 2. edgemv.ops.scan_cuda checks its layout and alignment first.
+// the rows form (scan_rows.cuh); split must be rows::SPLIT. edgemv.ops.scan_cuda checks its layout and alignment
+// first.
 extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, int batch, void* stream) {
   const Params* p = static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (split != 2) return (int)cudaErrorInvalidValue;
+  if (split != rows::SPLIT) return (int)cudaErrorInvalidValue;
   if (dtype == 0) launch_rows<float>(*p, batch, s);
   else if (dtype == 1) launch_rows<__half>(*p, batch, s);
   else launch_rows<__nv_bfloat16>(*p, batch, s);
