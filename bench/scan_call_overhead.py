@@ -1,5 +1,6 @@
-"""Host time of one eager scan call per kernel (what an eager forward pays per mixer beyond the GPU time), at
-MambaVision-T's level-2 shape on the model's layout: the mean wall time of 200 back-to-back calls, then one sync.
+"""Host time of one eager scan call (what an eager forward pays per mixer beyond the GPU time), at MambaVision-T's
+level-2 shape on the model's layout, for each layer of the call: the mean wall time of 200 back-to-back calls
+(host), then the same with a sync at the end (with the GPU; where the host time is above the GPU's, the GPU waits).
 
     python bench/scan_call_overhead.py
 """
@@ -15,24 +16,34 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from scan import make_inputs  # noqa: E402
 
+import edgemv.ops  # noqa: E402
+from edgemv.ops.scan_cuda import selective_scan_cuda  # noqa: E402
 from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
 
 
 def main():
     for batch in (1, 128):
         inp = make_inputs(batch, 160, 196, torch.float16, "cuda", model_layout=True)
-        for label, kw in (("seq 64", dict(variant="seq", block_d=64)), ("cuda lanes 2", dict(variant="cuda", lanes=2)),
-                          ("cuda lanes 4", dict(variant="cuda", lanes=4)), ("auto", dict(variant="auto"))):
+        layers = (
+            ("edgemv.ops.selective_scan, impl 'triton' ('auto' kernel: what the model calls)",
+             lambda: edgemv.ops.selective_scan(**inp, impl="triton")),
+            ("selective_scan_triton, variant 'auto'", lambda: selective_scan_triton(**inp, variant="auto")),
+            ("selective_scan_triton, seq 64", lambda: selective_scan_triton(**inp, variant="seq", block_d=64)),
+            ("selective_scan_cuda, rows form", lambda: selective_scan_cuda(**inp, lanes=2, rows=True)),
+            ("selective_scan_cuda, staged, lanes 2", lambda: selective_scan_cuda(**inp, lanes=2)),
+        )
+        for label, fn in layers:
             for _ in range(20):
-                selective_scan_triton(**inp, **kw)
+                fn()
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             for _ in range(200):
-                selective_scan_triton(**inp, **kw)
+                fn()
             host = (time.perf_counter() - t0) / 200
             torch.cuda.synchronize()
             total = (time.perf_counter() - t0) / 200
-            print(f"batch {batch:3d} {label:14s} host {host * 1e6:7.1f} us per call, with the GPU {total * 1e6:7.1f} us")
+            print(f"batch {batch:3d} | {label:80s} | host {host * 1e6:6.1f} us per call | with the GPU "
+                  f"{total * 1e6:6.1f} us")
 
 
 if __name__ == "__main__":

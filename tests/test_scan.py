@@ -214,6 +214,32 @@ def test_gradients_match_reference():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)  # the backward recomputes in float32
 
 
+
+def test_plain_eager_calls_skip_the_ops_dispatch_and_nothing_else_does(monkeypatch):
+    # a plain eager call runs the implementation directly (the op's dispatch costs more host time than the GPU
+    # kernel); a call that records gradients, runs under fake tensors or is traced goes through the op
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    inp = make(2, 8, 9, seed=2)
+    through_op = []
+    real_op = ops.selective_scan_op
+    monkeypatch.setattr(ops, "selective_scan_op", lambda *a: through_op.append(1) or real_op(*a))
+    ref = ops.run_impl("ref", *inp.values())
+    y = ops.selective_scan(**inp, impl="ref")
+    assert not through_op and torch.equal(y, ref)
+    with torch.no_grad():
+        ops.selective_scan(**dict(inp, D=torch.nn.Parameter(inp["D"])), impl="ref")  # a module's weight
+    assert not through_op
+    leaf = inp["u"].clone().requires_grad_(True)
+    ops.selective_scan(**dict(inp, u=leaf), impl="ref").sum().backward()
+    assert through_op == [1] and leaf.grad is not None
+    with FakeTensorMode() as mode:
+        fake = {k: mode.from_tensor(v) if torch.is_tensor(v) else v for k, v in inp.items()}
+        assert ops.selective_scan(**fake, impl="ref").shape == inp["u"].shape
+    assert through_op == [1, 1]
+    rest = list(inp.values())[1:]
+    torch.jit.trace(lambda u: ops.selective_scan(u, *rest, impl="ref"), (inp["u"],), check_trace=False)
+    assert len(through_op) == 3
 def test_import_edgemv_stays_light():
     code = ("import sys, edgemv, edgemv.ops, edgemv.models; "
             "bad = [m for m in ('triton', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules]; "

@@ -113,6 +113,30 @@ def test_rows_kernel_refuses_layouts_it_cannot_read(scan_cuda):
         scan_cuda.selective_scan_cpu_emulation(**inp, rows=True, lanes=1)
 
 
+def test_a_remembered_layout_takes_each_calls_tensors_and_still_refuses_what_it_cannot_read(scan_cuda):
+    # a layout that passed the checks once is remembered (the second call only fills in addresses): each call must
+    # still read its own inputs and weights and write its own out, and an unaligned u of that layout is refused
+    scan_cuda._layouts.clear()
+    for rows in (False, True):
+        for seed in range(3):
+            torch.manual_seed(seed)
+            inp = make(2, 40, 14, torch.float32, True, True, False, True, True, softplus=True)
+            out = torch.full((2, 40, 14), float("nan"))
+            y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, rows=rows)
+            err = rel_err(y, scan_f64(**inp))
+            assert y is out and math.isfinite(err) and err < 1e-5, (rows, seed, err)
+    assert len(scan_cuda._layouts) == 2  # one per form: the later calls took the remembered layouts
+    shifted = torch.randn(2 * 40 * 14 + 1)[1:].view(2, 40, 14)  # u's rows 4 bytes off an 8-byte boundary
+    if shifted.data_ptr() % 8:
+        with pytest.raises(ValueError, match="u contiguous"):
+            scan_cuda.selective_scan_cpu_emulation(**dict(inp, u=shifted), lanes=2, rows=True)
+    # the staged form takes the same unaligned u, and the other dtype of a weight is another layout
+    y = scan_cuda.selective_scan_cpu_emulation(**dict(inp, u=shifted), lanes=2)
+    assert rel_err(y, scan_f64(**dict(inp, u=shifted))) < 1e-5
+    y = scan_cuda.selective_scan_cpu_emulation(**dict(inp, D=inp["D"].double()), lanes=2)
+    assert rel_err(y, scan_f64(**inp)) < 1e-5
+
+
 def test_cuda_kernel_rejects_what_it_cannot_index(scan_cuda):
     inp = make(1, 1, 4, torch.float32)
     inp["u"] = inp["u"].contiguous().as_strided((1, 1, 4), (4, 2**26, 1))  # a channel stride past 32-bit offsets

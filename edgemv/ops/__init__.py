@@ -20,7 +20,7 @@ import sys
 
 import torch
 
-from .op import IMPLS, resolve_impl, selective_scan_op, triton_available
+from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_doubling import selective_scan_doubling
 from .scan_ref import selective_scan_ref
@@ -165,6 +165,25 @@ def _exporting_decomposed() -> bool:
     return onnx_mod is not None and onnx_mod.is_in_onnx_export()
 
 
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def _plain_eager_call(tensors) -> bool:
+    """True when the custom op's machinery has nothing to do for this call: nothing traces, compiles or exports it
+    (no dynamo, no TorchScript tracer, no dispatch or function mode such as fake tensors, no tensor subclass or
+    functorch wrapper) and no gradient is recorded. Such a call runs its implementation directly: the op's dispatch
+    (its Python autograd and aliasing layers) cost 55-65 us of host time per call on the device machine, more than
+    the kernel's 23 us at MambaVision-T's batch 128 (docs/benchmarks.md, "Host cost per call")."""
+    if (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._len_torch_dispatch_stack()
+            or torch._C._is_torch_function_mode_enabled()):
+        return False
+    grad = torch.is_grad_enabled()
+    for t in tensors:
+        if t is not None and (type(t) not in _PLAIN_TYPES or (grad and t.requires_grad)):
+            return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(tensors[0])
+
+
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, impl=None):
     """Selective scan with mamba_ssm's argument order, shapes and semantics.
 
@@ -184,12 +203,15 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
 
     Calls the custom op ``torch.ops.edgemv.selective_scan`` (one node under torch.export / torch.compile), except
     inside a TorchScript ONNX export in the 'decomposed' form, where a plain-op form (:func:`get_scan_decomposition`)
-    is traced instead.
+    is traced instead, and in a plain eager call with no gradient to record, which runs the implementation the op
+    would run, without the op's dispatch (the same result, less host time per call).
     """
     name = get_scan_impl() if impl is None else impl
     _check("impl", name)
     if _exporting_decomposed():
         return _DECOMPOSED[_settings["decomposition"]](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if _plain_eager_call((u, delta, A, B, C, D, z, delta_bias)):
+        return run_impl(name, u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
     return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus), name)
 
 

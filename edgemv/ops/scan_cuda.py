@@ -157,6 +157,23 @@ def available() -> bool:
             and nvcc() is not None)
 
 
+def _output(u, out):
+    """y: ``out`` after its checks, or a new (batch, D, L) tensor of u's dtype."""
+    if out is not None and (out.shape != u.shape or out.dtype != u.dtype or out.device != u.device):
+        raise ValueError("out must be a (batch, D, L) tensor of u's dtype on u's device")
+    return out if out is not None else torch.empty(u.shape, device=u.device, dtype=u.dtype)
+
+
+def _weights(A, D, delta_bias):
+    """A, D and delta_bias as the kernels read them: as stored when fp32, fp16 or bf16 (no conversion per call),
+    other dtypes as a float32 copy; D and delta_bias contiguous."""
+    A = A if A.dtype in _DTYPES else A.float()
+    D = (D if D.dtype in _DTYPES else D.float()).contiguous() if D is not None else None
+    bias = (delta_bias if delta_bias.dtype in _DTYPES else delta_bias.float()).contiguous() \
+        if delta_bias is not None else None
+    return A, D, bias
+
+
 def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     """(params, y, tensors to keep alive) for one call; checks what the kernel assumes."""
     batch, dim, length = u.shape
@@ -164,19 +181,12 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
         raise ValueError(f"the CUDA scan kernel is written for N=8, got N={A.shape[1]}")
     if u.dtype not in _DTYPES or any(t.dtype != u.dtype for t in (delta, B, C) + ((z,) if z is not None else ())):
         raise ValueError("u, delta, B, C (and z) must share one dtype: float32, float16 or bfloat16")
-    if out is not None and (out.shape != u.shape or out.dtype != u.dtype or out.device != u.device):
-        raise ValueError("out must be a (batch, D, L) tensor of u's dtype on u's device")
-    y = out if out is not None else torch.empty((batch, dim, length), device=u.device, dtype=u.dtype)
+    y = _output(u, out)
     # offsets within one (32 channels, 32 steps) chunk are 32-bit (the batch offset is 64-bit)
     for t in (u, delta, B, C, y) + ((z,) if z is not None else ()):
         if min(t.stride()) < 0 or max(t.stride()[1:]) * 64 >= 2**31:
             raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
-    # the kernels read A, D and delta_bias as stored (fp32, fp16 or bf16): no conversion per call; other dtypes
-    # get a float32 copy, non-contiguous D and delta_bias a contiguous one
-    A = A if A.dtype in _DTYPES else A.float()
-    D = (D if D.dtype in _DTYPES else D.float()).contiguous() if D is not None else None
-    bias = (delta_bias if delta_bias.dtype in _DTYPES else delta_bias.float()).contiguous() \
-        if delta_bias is not None else None
+    A, D, bias = _weights(A, D, delta_bias)
     sz = z.stride() if z is not None else (0, 0, 0)
     p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
                A.data_ptr(), D.data_ptr() if D is not None else 0, bias.data_ptr() if bias is not None else 0,
@@ -213,15 +223,44 @@ def rows_refusal(u, delta, z, y, lanes):
     return None
 
 
+_POINTERS = 9  # Params' leading fields: the tensors' addresses; the rest (sizes, strides, flags) is the layout's
+_layouts = {}  # _layout_key -> the Params fields after the pointers, for a layout that passed the checks
+
+
+def _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows):
+    """Everything the checks of prepare() and rows_refusal() read, except the addresses, of which only whether u,
+    delta and y are 8-byte aligned: calls with one key take the same launch."""
+    opt = lambda t: None if t is None else (t.dtype, t.shape, t.stride())  # noqa: E731
+    return (u.device, u.dtype, u.shape, u.stride(), delta.dtype, delta.shape, delta.stride(), opt(A), opt(B), opt(C),
+            opt(D), opt(z), opt(delta_bias), y.dtype, y.shape, y.stride(), bool(delta_softplus), lanes, rows,
+            (u.data_ptr() | delta.data_ptr() | y.data_ptr()) % 8 == 0)
+
+
 def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows):
     """prepare()'s (params, y, tensors to keep alive) after the checks of the lanes and, for the rows form, of
-    the layout (ValueError naming what is wrong)."""
+    the layout (ValueError naming what is wrong).
+
+    The checks and the Params they build cost about 25 us of Python per call, more than the kernel's device time
+    at MambaVision's sizes; a layout that passed them once is remembered, and a later call with the same layout
+    only fills in its addresses (docs/benchmarks.md, "Host cost per call")."""
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
-    p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out)
-    if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
-        raise ValueError(reason)
-    return p, y, keep
+    y = _output(u, out)
+    key = _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows)
+    layout = _layouts.get(key)
+    if layout is None:
+        p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y)
+        if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
+            raise ValueError(reason)
+        if len(_layouts) >= 4096:  # many shapes (dynamic sizes): start again rather than grow without bound
+            _layouts.clear()
+        _layouts[key] = tuple(getattr(p, name) for name, _ in Params._fields_[_POINTERS:])
+        return p, y, keep
+    A, D, bias = _weights(A, D, delta_bias)
+    p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
+               A.data_ptr(), D.data_ptr() if D is not None else 0, bias.data_ptr() if bias is not None else 0,
+               y.data_ptr(), *layout)
+    return p, y, (A, D, bias)
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
@@ -242,9 +281,14 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 def launch(fn, params, u, lanes):
     """Call a kernel's C entry point ``fn(params, dtype code, lanes, batch, stream)`` on torch's current stream of
     u's device; a failed launch raises."""
-    stream = ctypes.c_void_p(torch.cuda.current_stream(u.device).cuda_stream)
-    with torch.cuda.device(u.device):
-        rc = fn(ctypes.addressof(params), _DTYPES[u.dtype], int(lanes), u.shape[0], stream)
+    index = u.device.index
+    stream = ctypes.c_void_p(torch._C._cuda_getCurrentRawStream(index))  # no Stream object: a few us less per call
+    args = (ctypes.addressof(params), _DTYPES[u.dtype], int(lanes), u.shape[0], stream)
+    if index == torch.cuda.current_device():
+        rc = fn(*args)
+    else:
+        with torch.cuda.device(index):
+            rc = fn(*args)
     if rc != 0:
         raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
 
