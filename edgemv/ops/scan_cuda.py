@@ -201,7 +201,8 @@ def rows_refusal(u, delta, z, y, lanes):
     """Why the rows form cannot take these tensors (None when it can). It reads u and writes y along L with 8-byte
     accesses, so each needs unit stride along L and 8-byte aligned rows, and L a multiple of the elements per 8 bytes;
     delta the same, or contiguous along D (the model's layout) with 8-byte aligned steps and D a multiple of the
-    elements per 8 bytes. It is built with 2 lanes per channel (ROWS_LANES) and takes no z."""
+    elements per 8 bytes; a sequence's rows (D x the channel stride) within 2^31 elements. It is built with 2 lanes
+    per channel (ROWS_LANES) and takes no z."""
     if lanes not in ROWS_LANES:
         return f"the rows kernel takes lanes {ROWS_LANES}, got {lanes}"
     if z is not None:
@@ -210,6 +211,8 @@ def rows_refusal(u, delta, z, y, lanes):
     vec = 8 // size
     if u.shape[2] % vec:
         return f"the rows kernel needs L to be a multiple of {vec} for {u.dtype}, got {u.shape[2]}"
+    if max(u.stride(1), y.stride(1)) * u.shape[1] + u.shape[2] >= 2**31:  # its 32-bit row offsets
+        return "the rows kernel needs each sequence's rows of u and y within 2**31 elements"
 
     def aligned(t, unit_dim):
         return (t.stride(unit_dim) == 1 and t.data_ptr() % 8 == 0

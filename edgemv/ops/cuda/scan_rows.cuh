@@ -1,18 +1,19 @@
-// The "rows" form of the N = 8 forward scan: each lane reads its channel's row of u and writes its row of y with
-// 8-byte accesses, for u and y contiguous along L (every caller's u, and the y edgemv allocates); delta may lie along
-// L (mamba_ssm's layout) or along D (MambaVision's). Included by selective_scan_n8.cu; edgemv.ops.scan_cuda checks
+// The "rows" form of the N = 8 forward scan: each lane scans its channel's row of u into its row of y, for u and y
+// contiguous along L (every caller's u, and the y edgemv allocates), moved in 8-byte groups; delta may lie along L
+// (mamba_ssm's layout) or along D (MambaVision's). Included by selective_scan_n8.cu; edgemv.ops.scan_cuda checks
 // what it needs (rows_refusal: 8-byte aligned rows, L a multiple of the elements per 8 bytes, no z) and callers
 // run the staged kernel otherwise.
 //
 // Why: the staged kernel spends about half of its instructions outside the scan (64-bit address arithmetic of 48
 // scalar loads per chunk, the transposing stores and loads of the staging, the store of y from shared memory; Nsight
-// Compute, docs/benchmarks.md). Here a chunk of a row is 8 loads at constant offsets from one pointer and y goes out
-// 8 bytes at a time as it is computed.
+// Compute, docs/benchmarks.md). Here the scan reads u and writes y in shared memory as 8-byte groups of rows, and
+// the warp moves them between global and shared memory whole sectors at a time.
 //   - a block is one warp: 16 channels, SPLIT = 2 lanes per channel with 4 states each, their partial y added with
 //     one shuffle per step (1 lane per channel with 8 states, and 4 with 2, were slower at every shape measured);
-//   - shared memory holds only delta (its bias and softplus computed once per element, not by both lanes of a
-//     channel) and B and C (shared by all channels of a sequence: every lane reads the same row, a broadcast);
-//   - a chunk is 8 accesses of 8 bytes per row: 32 steps for 16-bit inputs, 16 for float32; the next chunk's loads
+//   - shared memory holds delta (its bias and softplus computed once per element, not by both lanes of a channel),
+//     B and C (shared by all channels of a sequence: every lane reads the same row, a broadcast), and the chunk's
+//     rows of u and of y (y goes out at the start of the next chunk);
+//   - a chunk is 8 groups of 8 bytes per row: 32 steps for 16-bit inputs, 16 for float32; the next chunk's loads
 //     are in flight (a second set of registers) while the current one is scanned;
 //   - the tail (L not a multiple of the chunk) is one more chunk with its loads and steps checked per 8-byte group.
 #pragma once
@@ -71,18 +72,28 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
   return make_uint2(__float_as_uint(f[0]), __float_as_uint(f[1]));
 }
 
-// one-warp blocks per SM the register allocation must allow with 2 lanes per channel (a build knob: 12 fits 160 x
-// 196 batch 128 in one wave, 1,280 warps on 132 SMs; 16 or 20, for batch 256 in fewer waves, were slower: the
-// register cuts cost more; docs/benchmarks.md)
+// one-warp blocks per SM the register allocation must allow with 2 lanes per channel (a build knob: 14 fits 160 x
+// 196 batch 128 in one wave, 1,280 warps on 132 SMs, and gives the 16-bit kernels about 125 registers; 12 (about 145
+// since u and y are staged, 165 before) and 16 were as fast or slower; docs/benchmarks.md)
 #ifndef ROWS_MIN_BLOCKS
-#define ROWS_MIN_BLOCKS 12
+#define ROWS_MIN_BLOCKS 14
 #endif
 
 constexpr int SPLIT = 2;  // lanes per channel
 
+// u and y move between global and shared memory as whole 8-byte groups of rows, coalesced: in one access the warp
+// covers RPI rows of a chunk, NV lanes per row (a chunk's row is NV groups, 64 bytes), so every 32-byte sector is
+// read or written whole by one instruction. (Each lane reading and writing its own channel's row, 8 bytes at a time,
+// made 16 sectors per instruction, each touched again by the next: at batch 256 the u loads and y stores each cost
+// about 9 us of 44, by leaving them out; docs/benchmarks.md.)
+constexpr int RPI = WARP / NV;                   // rows per access
+constexpr int UPL = (WARP / SPLIT) * NV / WARP;  // a chunk's 8-byte groups of u (and of y) per lane
+constexpr int U_STRIDE = NV + 1;                 // s_u / s_y row, in 8-byte groups: conflict-free reads along rows
+
 template <typename E>
-struct Raw {  // one chunk's inputs as loaded: this lane's row of u, its share of delta, B and C of step `lane`
-  uint2 u[NV], dt[NV / SPLIT];
+struct Raw {  // one chunk's inputs as loaded: UPL groups of u (rows lane / NV + j RPI, group lane % NV), this
+              // lane's share of delta, B and C of step `lane`
+  uint2 u[UPL], dt[NV / SPLIT];
   E b[N], c[N];
 };
 
@@ -99,14 +110,25 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
   __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
   __shared__ __align__(16) float s_dt[CH * DT_ROW];  // delta + bias, softplus'd, once per element
+  __shared__ uint2 s_u[CH * U_STRIDE], s_y[CH * U_STRIDE];  // a chunk's rows of u and of y, 8-byte groups
 
   const int lane = threadIdx.x, ch = lane / SPLIT, part = lane % SPLIT;
   const int64_t bat = blockIdx.y;
   const int c0 = blockIdx.x * CH, c = c0 + ch;
-  const bool live = c < p.dim;  // lanes past the last channel compute a copy of it and store nothing
-  const int cc = live ? c : (int)p.dim - 1;
-  const uint2* urow = reinterpret_cast<const uint2*>(static_cast<const E*>(p.u) + bat * p.su_b + cc * p.su_d);
-  uint2* yrow = reinterpret_cast<uint2*>(static_cast<E*>(p.y) + bat * p.sy_b + cc * p.sy_d);
+  const int cc = min(c, (int)p.dim - 1);  // lanes past the last channel compute a copy of it (never stored)
+  // the coalesced accesses of u and y: group `grp` of rows row0 + j RPI of the chunk (channel c0 + that row; rows
+  // past the last channel read the last one and store nothing), as 32-bit offsets from the sequence's start
+  // (scan_cuda.rows_refusal checks that a sequence's rows span less than 2^31 elements)
+  const int grp = lane % NV, row0 = lane / NV;
+  const E* u_bat = static_cast<const E*>(p.u) + bat * p.su_b;
+  E* y_bat = static_cast<E*>(p.y) + bat * p.sy_b;
+  int u_off[UPL], y_off[UPL];
+#pragma unroll
+  for (int j = 0; j < UPL; ++j) {
+    const int ch_j = c0 + row0 + j * RPI;
+    u_off[j] = min(ch_j, (int)p.dim - 1) * (int)p.su_d + grp * V;
+    y_off[j] = ch_j < p.dim ? ch_j * (int)p.sy_d + grp * V : -1;
+  }
   const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
   const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
   const float dskip = p.has_d ? param_f(p.D, cc, p.D_dtype) : 0.0f;
@@ -139,9 +161,10 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   // steps below L
   auto load = [&](auto full, int t0, int nv, Raw<E>& r) {
     constexpr bool FULL = decltype(full)::value;
+    const E* u_t0 = u_bat + t0;
 #pragma unroll
-    for (int v = 0; v < NV; ++v) {
-      if (FULL || v < nv) r.u[v] = urow[t0 / V + v];
+    for (int j = 0; j < UPL; ++j) {
+      if (FULL || grp < nv) r.u[j] = *reinterpret_cast<const uint2*>(u_t0 + u_off[j]);
     }
     const E* q = dt_lane + (DT_L ? (int64_t)t0 : (int64_t)t0 * p.sdt_l);
 #pragma unroll
@@ -167,6 +190,8 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
     return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
   };
   auto stage = [&](const Raw<E>& r) {
+#pragma unroll
+    for (int j = 0; j < UPL; ++j) s_u[(row0 + j * RPI) * U_STRIDE + grp] = r.u[j];
     if (TT == WARP || lane < TT) {
       float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
       row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
@@ -201,8 +226,9 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
       o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
     }
   };
-  // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code)
-  auto scan = [&](const Raw<E>& r, int t0, int nv) {
+  // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code); y
+  // into s_y
+  auto scan = [&](int nv) {
     StepBC<K> ring[2];
     read_step(0, ring[0]);
 #pragma unroll
@@ -216,7 +242,7 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
         const float2 dv = *reinterpret_cast<const float2*>(&s_dt[ch * DT_ROW + v * V]);
         d[0] = dv.x; d[1] = dv.y;
       }
-      unpack<E>(r.u[v], x);
+      unpack<E>(s_u[ch * U_STRIDE + v], x);
 #pragma unroll
       for (int i = 0; i < V; ++i) {
         const int t = v * V + i;
@@ -232,7 +258,17 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
         acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
         y[i] = fmaf(dskip, x[i], acc);
       }
-      if (live && v % SPLIT == part) yrow[t0 / V + v] = pack<E>(y);  // each lane stores every other group
+      if (v % SPLIT == part) s_y[ch * U_STRIDE + v] = pack<E>(y);  // each lane writes every other group
+    }
+  };
+
+  // a scanned chunk's y from s_y to its rows (the first nv groups; rows past the last channel are not stored)
+  auto store_y = [&](int t0, int nv) {
+    E* y_t0 = y_bat + t0;
+#pragma unroll
+    for (int j = 0; j < UPL; ++j) {
+      if (y_off[j] >= 0 && grp < nv)
+        *reinterpret_cast<uint2*>(y_t0 + y_off[j]) = s_y[(row0 + j * RPI) * U_STRIDE + grp];
     }
   };
 
@@ -245,17 +281,23 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   for (int kk = 0; kk < n_full; ++kk) {
     const int t0 = kk * TT;
     stage(cur);
+    if (kk > 0) store_y(t0 - TT, NV);  // the previous chunk's (its scan ended before the last __syncwarp)
     __syncwarp();
     if (kk + 1 < n_full) load(full, t0 + TT, NV, nxt);  // in flight during this chunk's scan
     else if (tail > 0) load(partial, t0 + TT, tail, nxt);
-    scan(cur, t0, NV);
-    __syncwarp();  // the next staging overwrites s_bc and s_dt
+    scan(NV);
+    __syncwarp();  // the next staging overwrites s_u, s_bc and s_dt; s_y is complete
     cur = nxt;
   }
   if (tail > 0) {
     stage(cur);
+    if (n_full > 0) store_y((n_full - 1) * TT, NV);
     __syncwarp();
-    scan(cur, n_full * TT, tail);
+    scan(tail);
+    __syncwarp();
+    store_y(n_full * TT, tail);
+  } else if (n_full > 0) {
+    store_y((n_full - 1) * TT, NV);
   }
 }
 
