@@ -92,9 +92,10 @@ constexpr int U_STRIDE = NV + 1;                 // s_u / s_y row, in 8-byte gro
 
 template <typename E>
 struct Raw {  // one chunk's inputs as loaded: UPL groups of u (rows lane / NV + j RPI, group lane % NV), this
-              // lane's share of delta, B and C of step `lane`
+              // lane's share of delta, and 2 N values of B and C: B_0..7, C_0..7 of step `lane`, or (B and C
+              // contiguous along N, MambaVision's layout) value lane % 16 of steps 2 k + lane / 16
   uint2 u[UPL], dt[NV / SPLIT];
-  E b[N], c[N];
+  E bc[2 * N];
 };
 
 template <int K>
@@ -155,6 +156,13 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   const E* b_lane = Bb + (int64_t)min(lane, TT - 1) * p.sB_l;
   const E* c_lane = Cb + (int64_t)min(lane, TT - 1) * p.sC_l;
   const int sbn = (int)p.sB_n, scn = (int)p.sC_n, dt_rows = ROW_STEPS * (int)p.sdt_l;
+  // B and C contiguous along N (MambaVision's x_proj output): a step's 16 values lie together, so the warp reads two
+  // steps per access, a lane per value (one access per step and value, a lane per step, touched 32 rows each time:
+  // 4.9 of 40.6 us at batch 256 by leaving the loads out; docs/benchmarks.md)
+  const bool bc_along_n = p.sB_n == 1 && p.sC_n == 1;
+  const int bc_val = lane % (2 * N), bc_step = lane / (2 * N);
+  const int64_t bcn_sl = bc_val < N ? p.sB_l : p.sC_l;
+  const E* bcn_lane = (bc_val < N ? Bb + bc_val : Cb + (bc_val - N)) + bc_step * bcn_sl;
   const E* dt_lane = static_cast<const E*>(p.dt) + bat * p.sdt_b
       + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
   // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row (NV for a whole chunk),
@@ -176,13 +184,21 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
         q += dt_rows;
       }
     }
-    const bool in = (TT == WARP || lane < TT) && (FULL || t0 + lane < length);
-    const E* bp = b_lane + (int64_t)t0 * p.sB_l;
-    const E* cp = c_lane + (int64_t)t0 * p.sC_l;
+    if (bc_along_n) {
+      const E* q2 = bcn_lane + t0 * bcn_sl;
+      const int two_steps = 2 * (int)bcn_sl;
 #pragma unroll
-    for (int n = 0; n < N; ++n) {  // a 32-bit offset from the chunk's pointer: one wide multiply-add per address
-      r.b[n] = in ? bp[n * sbn] : from_f<E>(0.0f);
-      r.c[n] = in ? cp[n * scn] : from_f<E>(0.0f);
+      for (int k = 0; k < TT / 2; ++k)
+        r.bc[k] = (FULL || t0 + 2 * k + bc_step < length) ? q2[k * two_steps] : from_f<E>(0.0f);
+    } else {
+      const bool in = (TT == WARP || lane < TT) && (FULL || t0 + lane < length);
+      const E* bp = b_lane + (int64_t)t0 * p.sB_l;
+      const E* cp = c_lane + (int64_t)t0 * p.sC_l;
+#pragma unroll
+      for (int n = 0; n < N; ++n) {  // a 32-bit offset from the chunk's pointer: one wide multiply-add per address
+        r.bc[n] = in ? bp[n * sbn] : from_f<E>(0.0f);
+        r.bc[N + n] = in ? cp[n * scn] : from_f<E>(0.0f);
+      }
     }
   };
   auto step_size = [&](float x, float b) {  // delta's bias and softplus
@@ -192,12 +208,14 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   auto stage = [&](const Raw<E>& r) {
 #pragma unroll
     for (int j = 0; j < UPL; ++j) s_u[(row0 + j * RPI) * U_STRIDE + grp] = r.u[j];
-    if (TT == WARP || lane < TT) {
+    if (bc_along_n) {
+#pragma unroll
+      for (int k = 0; k < TT / 2; ++k) s_bc[(2 * k + bc_step) * BC_STRIDE + bc_val] = to_f(r.bc[k]);
+    } else if (TT == WARP || lane < TT) {
       float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
-      row[0] = make_float4(to_f(r.b[0]), to_f(r.b[1]), to_f(r.b[2]), to_f(r.b[3]));
-      row[1] = make_float4(to_f(r.b[4]), to_f(r.b[5]), to_f(r.b[6]), to_f(r.b[7]));
-      row[2] = make_float4(to_f(r.c[0]), to_f(r.c[1]), to_f(r.c[2]), to_f(r.c[3]));
-      row[3] = make_float4(to_f(r.c[4]), to_f(r.c[5]), to_f(r.c[6]), to_f(r.c[7]));
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        row[q] = make_float4(to_f(r.bc[4 * q]), to_f(r.bc[4 * q + 1]), to_f(r.bc[4 * q + 2]), to_f(r.bc[4 * q + 3]));
     }
 #pragma unroll
     for (int k = 0; k < DTV; ++k) {  // (stale values past a tail are staged too, and never read)
