@@ -14,6 +14,13 @@ MambaVision-T's shapes, batch 64 / 128 / 256, fp16 and fp32:
 printed as a Markdown table (docs/benchmarks.md, "mamba_ssm side by side").
 
     python bench/scan_vs_mamba.py --src .mamba_ref
+
+The sources, from a checkout of state-spaces/mamba in $MAMBA (on the device machine, carry the folder):
+
+    mkdir -p .mamba_ref && echo /.mamba_ref/ >> .git/info/exclude
+    cp $MAMBA/csrc/selective_scan/{selective_scan.h,selective_scan_common.h,selective_scan_fwd_kernel.cuh} .mamba_ref/
+    cp $MAMBA/csrc/selective_scan/{static_switch.h,uninitialized_copy.cuh,selective_scan_fwd_f*.cu} .mamba_ref/
+    cp $MAMBA/csrc/selective_scan/selective_scan_fwd_bf16.cu .mamba_ref/
 """
 
 import argparse

@@ -159,6 +159,7 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
   // B and C contiguous along N (MambaVision's x_proj output): a step's 16 values lie together, so the warp reads two
   // steps per access, a lane per value (one access per step and value, a lane per step, touched 32 rows each time:
   // 4.9 of 40.6 us at batch 256 by leaving the loads out; docs/benchmarks.md)
+  static_assert(WARP == 4 * N, "B and C along N: an access is two steps of 2 N values");
   const bool bc_along_n = p.sB_n == 1 && p.sC_n == 1;
   const int bc_val = lane % (2 * N), bc_step = lane / (2 * N);
   const int64_t bcn_sl = bc_val < N ? p.sB_l : p.sC_l;
