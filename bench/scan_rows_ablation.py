@@ -30,11 +30,13 @@ ABLATIONS = {
     "as shipped": [],
     "no y stores": [("if (y_off[j] >= 0 && grp < nv)", "if (y_off[j] >= 0 && grp < nv && s_y[0].x == 12345u)")],
     "no softplus (delta + bias only)": [
-        ("return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;",
-         "return d;")],
+        ("step_size<E, SOFTPLUS>(x[e] + bias[e])", "(x[e] + bias[e])"),
+        ("step_size<E, SOFTPLUS>(x[e] + bias[0])", "(x[e] + bias[0])")],
     "no B, C loads (constants staged)": [
-        ("r.b[n] = in ? bp[n * sbn] : from_f<E>(0.0f);", "r.b[n] = from_f<E>(0.01f * n);"),
-        ("r.c[n] = in ? cp[n * scn] : from_f<E>(0.0f);", "r.c[n] = from_f<E>(0.02f * n);")],
+        ("r.bc[k] = (FULL || t0 + 2 * k + bc_step < length) ? q2[k * two_steps] : from_f<E>(0.0f);",
+         "r.bc[k] = from_f<E>(0.01f * k);"),
+        ("r.bc[n] = in ? bp[n * sbn] : from_f<E>(0.0f);", "r.bc[n] = from_f<E>(0.01f * n);"),
+        ("r.bc[N + n] = in ? cp[n * scn] : from_f<E>(0.0f);", "r.bc[N + n] = from_f<E>(0.02f * n);")],
     "no u loads (constants)": [
         ("if (FULL || grp < nv) r.u[j] = *reinterpret_cast<const uint2*>(u_t0 + u_off[j]);",
          "if (FULL || grp < nv) r.u[j] = make_uint2(0x3c003c00u + j, 0x3c003c00u);")],

@@ -23,6 +23,11 @@ def _cuda(inp):
     return {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}
 
 
+def _ref(inp):
+    """The float64 reference of (CUDA) inputs, on the CPU."""
+    return scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(3, 160, 196, True), (2, 320, 49, False), (1, 40, 7, True), (2, 24, 33, False)])
@@ -31,7 +36,7 @@ def test_cuda_kernel_matches_float64(lanes, dtype, shape):
     inp = _cuda(make(b, d, L, dtype, big=L == 49, has_z=d == 24, model_layout=layout))
     out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
     y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=lanes)
-    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    err = rel_err(y.cpu(), _ref(inp))
     assert y is out and math.isfinite(err) and err < TOL[dtype], err
 
 
@@ -50,7 +55,7 @@ def test_auto_falls_back_from_a_cuda_choice_the_inputs_do_not_allow(tmp_path, mo
     with pytest.raises(ValueError, match="strides"):
         scan_cuda.selective_scan_cuda(**inp_wide)
     y = selective_scan_triton(**inp_wide)  # 'auto': the remembered 'cuda' refuses, 'seq' runs
-    ref = scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
+    ref = _ref(inp)
     assert rel_err(y.cpu(), ref) < 2e-3
 
 
@@ -63,7 +68,7 @@ def test_cuda_kernel_reads_parameters_in_their_own_dtype(dtype):
     params_before = {name: inp[name].clone() for name in ("A", "D", "delta_bias")}
     out = torch.full((2, 160, 196), float("nan"), device="cuda", dtype=dtype)
     y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2)
-    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    err = rel_err(y.cpu(), _ref(inp))
     assert math.isfinite(err) and err < TOL[dtype], err
     assert all(torch.equal(inp[k], v) for k, v in params_before.items())
 
@@ -80,7 +85,7 @@ def test_rows_kernel_matches_float64(dtype, shape, delta_along):
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
     y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, rows=True)
-    err = rel_err(y.cpu(), scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}))
+    err = rel_err(y.cpu(), _ref(inp))
     assert y is out and math.isfinite(err) and err < TOL[dtype], err
 
 
@@ -97,5 +102,5 @@ def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_pa
     key = scan_tune._problem(**{k: v for k, v in inp.items() if k != "A"})
     scan_tune._memory[key] = ("cuda", {"lanes": 2, "rows": True})
     y = selective_scan_triton(**dict(inp, u=shifted))
-    ref = scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
+    ref = _ref(inp)
     assert rel_err(y.cpu(), ref) < 2e-3

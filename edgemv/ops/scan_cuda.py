@@ -7,11 +7,11 @@ shared-memory layouts or over how a chunk's loads are addressed. The kernel has 
 - staged (the default; any strides): each chunk of 32 steps is staged in shared memory (delta's bias and softplus
   computed once per element), one-warp blocks with 2 or 4 lanes per channel (``lanes``: 4 or 2 states each);
 - rows (``rows=True``; u and y contiguous along L, delta along L or along D, 8-byte aligned rows, no z;
-  :func:`rows_refusal` says what it cannot take): each lane reads its channel's rows with 8-byte loads and writes
-  y as it goes, 2 lanes per channel; only delta and B, C pass through shared memory.
+  :func:`rows_refusal` says what it cannot take): each lane scans its channel's row, 2 lanes per channel; u and y
+  pass through shared memory in whole 8-byte groups of rows, moved by the warp a sector at a time.
 
-On an H200 at 160 x 196 batch 128 fp16 the rows form takes 22-23 us (5.2-5.5x mamba_ssm's kernel), the staged one
-36 us and the best Triton kernel 53-61 us (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times both forms
+On an H200 at 160 x 196 batch 128 fp16 the rows form takes 23 us (4.0x mamba_ssm's kernel timed beside it), the
+staged one 36 us and the best Triton kernel 53-61 us (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times both forms
 beside the Triton kernels when the kernel is available.
 
 Available means: a CUDA device, nvcc (``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH), and
@@ -174,6 +174,11 @@ def _weights(A, D, delta_bias):
     return A, D, bias
 
 
+def _addresses(u, delta, B, C, z, A, D, bias, y):
+    """Params' leading fields: the tensors' addresses, in its order (0 for an absent tensor)."""
+    return tuple(t.data_ptr() if t is not None else 0 for t in (u, delta, B, C, z, A, D, bias, y))
+
+
 def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     """(params, y, tensors to keep alive) for one call; checks what the kernel assumes."""
     batch, dim, length = u.shape
@@ -188,9 +193,7 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
             raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
     A, D, bias = _weights(A, D, delta_bias)
     sz = z.stride() if z is not None else (0, 0, 0)
-    p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
-               A.data_ptr(), D.data_ptr() if D is not None else 0, bias.data_ptr() if bias is not None else 0,
-               y.data_ptr(), dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz,
+    p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz,
                *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
                _DTYPES[A.dtype], _DTYPES[D.dtype] if D is not None else 0,
                _DTYPES[bias.dtype] if bias is not None else 0)
@@ -226,7 +229,7 @@ def rows_refusal(u, delta, z, y, lanes):
     return None
 
 
-_POINTERS = 9  # Params' leading fields: the tensors' addresses; the rest (sizes, strides, flags) is the layout's
+_POINTERS = 9  # Params' leading fields (_addresses); the rest (sizes, strides, flags) is the layout's
 _layouts = {}  # _layout_key -> the Params fields after the pointers, for a layout that passed the checks
 
 
@@ -260,9 +263,7 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
         _layouts[key] = tuple(getattr(p, name) for name, _ in Params._fields_[_POINTERS:])
         return p, y, keep
     A, D, bias = _weights(A, D, delta_bias)
-    p = Params(u.data_ptr(), delta.data_ptr(), B.data_ptr(), C.data_ptr(), z.data_ptr() if z is not None else 0,
-               A.data_ptr(), D.data_ptr() if D is not None else 0, bias.data_ptr() if bias is not None else 0,
-               y.data_ptr(), *layout)
+    p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), *layout)
     return p, y, (A, D, bias)
 
 

@@ -848,8 +848,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     - 'par': parallel prefix scan over L, the whole sequence per program (L up to ``PAR_MAX_L``; correct but slower
       on the H200, kept for comparison);
     - 'cuda' (N = 8): the CUDA C++ kernel of edgemv.ops.scan_cuda, ``lanes`` (1, 2, 4; default 4) lanes per
-      channel; needs nvcc (built on first use). ``rows=True``: its rows form (u, delta and y contiguous along L;
-      lanes 1 or 2), which raises ValueError for inputs it cannot take;
+      channel; needs nvcc (built on first use). ``rows=True``: its rows form (u and y contiguous along L, delta
+      along L or along D; lanes 2), which raises ValueError for inputs it cannot take;
     - 'auto': for N = 8 the fastest of ``scan_tune.candidates()`` for this problem (the 'cuda' kernel among them
       where it is available), timed on its first call and remembered (edgemv.ops.scan_tune); 'seq' for other N, or
       when tile options are given.

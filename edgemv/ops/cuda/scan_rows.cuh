@@ -202,10 +202,6 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
       }
     }
   };
-  auto step_size = [&](float x, float b) {  // delta's bias and softplus
-    const float d = x + b;
-    return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
-  };
   auto stage = [&](const Raw<E>& r) {
 #pragma unroll
     for (int j = 0; j < UPL; ++j) s_u[(row0 + j * RPI) * U_STRIDE + grp] = r.u[j];
@@ -224,13 +220,13 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
       unpack<E>(r.dt[k], x);
       if (DT_L) {
 #pragma unroll
-        for (int e = 0; e < V; ++e) x[e] = step_size(x[e], bias[0]);
+        for (int e = 0; e < V; ++e) x[e] = step_size<E, SOFTPLUS>(x[e] + bias[0]);
         float* dst = &s_dt[ch * DT_ROW + (part * DTV + k) * V];
         if (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[V > 2 ? 2 : 0], x[V > 3 ? 3 : 0]);
         else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
       } else {
 #pragma unroll
-        for (int e = 0; e < V; ++e) s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size(x[e], bias[e]);
+        for (int e = 0; e < V; ++e) s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
       }
     }
   };

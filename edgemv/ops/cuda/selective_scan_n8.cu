@@ -48,6 +48,13 @@ constexpr int WARP = 32;
 #define LEAN_PREFETCH 1
 #endif
 constexpr int kPrefetch = LEAN_PREFETCH;
+
+// delta + bias as both forms of the scan use it: softplus'd when asked, by the 6-instruction softplus for 16-bit
+// inputs (and for fp32 with LEAN_FAST_SOFTPLUS), by torch's accurate one for fp32
+template <typename E, bool SOFTPLUS>
+__device__ __forceinline__ float step_size(float d) {
+  return SOFTPLUS ? ((sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d)) : d;
+}
 template <int SPLIT> constexpr int min_blocks() {
   return SPLIT == 1 ? LEAN_MIN_BLOCKS_1 : SPLIT == 2 ? LEAN_MIN_BLOCKS_2 : LEAN_MIN_BLOCKS_4;
 }
@@ -127,8 +134,7 @@ __device__ __forceinline__ void stage_delta(const E (&dt)[TileMap<CH>::PER_LANE]
   const float lane_bias = s_bias[lane % CH];
 #pragma unroll
   for (int i = 0; i < M::PER_LANE; ++i) {
-    float d = to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias);
-    if (SOFTPLUS) d = (sizeof(E) == 2 || LEAN_FAST_SOFTPLUS) ? softplus_fast(d) : softplus(d);
+    const float d = step_size<E, SOFTPLUS>(to_f(dt[i]) + (L_MAJOR ? s_bias[i] : lane_bias));
     s_x[x_index<CH>(M::t(L_MAJOR, lane, i), M::c(L_MAJOR, lane, i))] = d;
   }
 }
