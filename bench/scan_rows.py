@@ -1,14 +1,17 @@
-"""The CUDA C++ kernel's rows form (edgemv/ops/cuda/scan_rows.cuh) beside its staged form, on one GPU.
+"""The CUDA C++ kernel's rows form (edgemv/ops/cuda/scan_rows.cuh) and short form (scan_short.cuh) beside its staged
+form, on one GPU.
 
-One run: correctness of the rows form (2 lanes per channel; fp32, fp16, bf16; whole chunks, tails, L shorter
-than a chunk, partial channel blocks, delta along L or along D, B and C contiguous or strided as the model's, large
-delta) against float64 with poisoned outputs, then device times of both forms at 160 x 196 (the MambaVision-T shape
-the rows form can take: 49 is not a multiple of 4), batch 64 / 128 / 256, fp16 and fp32, in three layouts, with the
-speed-up over mamba_ssm's kernel and the share of the copy bandwidth measured in the same run, printed as a
-Markdown table (docs/benchmarks.md, "The rows form of the CUDA kernel").
+One run: correctness of the rows and short forms (2 lanes per channel; fp32, fp16, bf16; whole chunks, tails, L
+shorter than a chunk, L = 1, 49 and 64, partial channel blocks, delta along L or along D, B and C contiguous or
+strided as the model's, large delta) against float64 with poisoned outputs, each on the cases it takes, then device
+times of the kernels named at one shape (160 x 196 by default; the rows form cannot take 320 x 49 in 16 bits, the
+short form takes L up to 64), batch 64 / 128 / 256, fp16 and fp32, in three layouts, with the speed-up over
+mamba_ssm's kernel and the share of the copy bandwidth measured in the same run, printed as a Markdown table
+(docs/benchmarks.md, "The rows form of the CUDA kernel", "The short form").
 
     python bench/scan_rows.py
     python bench/scan_rows.py --batches 128 256 --dtypes float16 --kernels "rows 2" --define ROWS_MIN_BLOCKS=16
+    python bench/scan_rows.py --shape 320 49 --kernels "staged 2" "staged 4" "short 2"
 """
 
 import argparse
@@ -29,7 +32,9 @@ KERNELS = {  # label: options of scan_cuda.selective_scan_cuda
     "staged 2": {"lanes": 2},
     "staged 4": {"lanes": 4},
     "rows 2": {"lanes": 2, "rows": True},
+    "short 2": {"lanes": 2, "short": True},
 }
+CHECKED = ("rows 2", "short 2")  # the forms whose correctness this script checks (the staged one: bench/scan.py)
 # (batch, dim, L, big delta, D, delta_bias, layout): 'model' is MambaVision's (delta along D, B and C strided),
 # 'contiguous' all along L, 'B/C strided' delta along L with the model's B and C
 CASES = [
@@ -41,6 +46,11 @@ CASES = [
     (2, 72, 8, False, True, True, "model"),
     (1, 33, 4, True, True, True, "contiguous"),
     (2, 40, 100, True, False, True, "B/C strided"),
+    (3, 320, 49, False, True, True, "model"),  # MambaVision-T's level 3: the short form
+    (2, 320, 49, True, True, True, "contiguous"),
+    (2, 40, 64, True, False, True, "B/C strided"),
+    (3, 24, 1, False, True, True, "model"),
+    (2, 36, 33, True, True, False, "contiguous"),
 ]
 LAYOUTS = ("contiguous", "model", "B/C strided")
 
@@ -54,23 +64,36 @@ def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True,
     return inp
 
 
+def refusal(label, inp, out):
+    """Why kernel ``label`` cannot take these inputs (None when it can)."""
+    opts = KERNELS[label]
+    if opts.get("rows"):
+        return scan_cuda.rows_refusal(inp["u"], inp["delta"], None, out, opts["lanes"])
+    if opts.get("short"):
+        return scan_cuda.short_refusal(inp["u"], inp["delta"], None, out, opts["lanes"])
+    return None
+
+
 def correctness(defines):
     g = torch.Generator(device="cuda").manual_seed(0)
-    failed = 0
+    failed = total = 0
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         worst = 0.0
         for b, d, L, big, hd, hb, layout in CASES:
             inp = rows_inputs(b, d, L, dtype, big, hd, hb, layout, gen=g)
             ref = scan_f64(**inp)
-            for label in ("rows 2",):
-                y = scan_cuda.selective_scan_cuda(**inp, out=poisoned(inp["u"]), defines=defines, **KERNELS[label])
+            for label in CHECKED:
+                out = poisoned(inp["u"])
+                if refusal(label, inp, out):
+                    continue  # not a case this form takes
+                total += 1
+                y = scan_cuda.selective_scan_cuda(**inp, out=out, defines=defines, **KERNELS[label])
                 err, ok = check_output(y, ref, dtype)
                 worst = max(worst, err)
                 if not ok:
                     failed += 1
                     print(f"FAIL {label} {dtype} b{b} d{d} L{L} big={big}: {err:.2e}", flush=True)
         print(f"correctness {str(dtype)[6:]}: worst relative error {worst:.2e}", flush=True)
-    total = 3 * len(CASES)
     print(f"correctness: {total - failed}/{total} passed", flush=True)
     return failed == 0
 
@@ -82,6 +105,7 @@ def main():
     ap.add_argument("--define", nargs="*", default=[], help="build knobs (NAME=VALUE) for both forms")
     ap.add_argument("--kernels", nargs="*", default=list(KERNELS), help=f"of {', '.join(KERNELS)}")
     ap.add_argument("--layouts", nargs="*", default=list(LAYOUTS), help=f"of {', '.join(LAYOUTS)}")
+    ap.add_argument("--shape", type=int, nargs=2, default=[160, 196], metavar=("D", "L"))
     args = ap.parse_args()
     defines = tuple(args.define)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
@@ -92,7 +116,7 @@ def main():
     print("\n| dtype | layout | batch | " + " | ".join(args.kernels) + " |")
     print("|---|---|---|" + "---|" * len(args.kernels))
     g = torch.Generator(device="cuda").manual_seed(1)
-    dim, L = 160, 196
+    dim, L = args.shape
     for dtype in args.dtypes:
         dt = getattr(torch, dtype)
         for layout in args.layouts:
@@ -106,6 +130,10 @@ def main():
                         out = torch.empty_like(inp["u"])
                         return lambda: scan_cuda.selective_scan_cuda(**inp, out=out, defines=defines,
                                                                      **KERNELS[label])
+                    probe = rows_inputs(1, dim, L, dt, layout=layout)
+                    if refusal(label, probe, probe["u"]):
+                        cells.append("-")  # a shape or layout this form does not take
+                        continue
                     ms = device_time_ms(make, nbytes)
                     pct = nbytes / (ms * 1e-3) / 1e9 / copy_gbs * 100
                     x = vs_mamba_ssm(dim, L, b, dtype, ms)

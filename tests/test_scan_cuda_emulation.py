@@ -113,6 +113,72 @@ def test_rows_kernel_refuses_layouts_it_cannot_read(scan_cuda):
         scan_cuda.selective_scan_cpu_emulation(**inp, rows=True, lanes=1)
 
 
+# the short form (cuda/scan_short.cuh): L up to 64, a block's whole sequences at once, u and y as one run of 8-byte
+# words. (batch, channels, L, big delta, D, delta_bias, softplus, B/C strided as the model's): L = 1, odd and even L
+# (float32 runs of odd length end in a single element), 49 (MambaVision's last level) and 64; full and partial
+# blocks of 16 channels (delta along D needs an even channel count for float32)
+SHORT_CASES = [
+    (1, 8, 1, False, True, True, True, True),
+    (2, 40, 49, True, True, True, True, True),
+    (1, 16, 64, False, False, False, False, False),
+    (3, 34, 7, True, True, False, True, True),
+    (1, 32, 33, False, True, True, True, False),
+    (2, 18, 63, True, False, True, True, True),
+    (1, 48, 2, False, True, False, False, False),
+    (1, 35, 9, True, True, True, True, False),  # 3 rows of 9 in the last block: a run that ends in one element
+]
+
+
+@pytest.mark.parametrize("delta_along", ["L", "D"])
+@pytest.mark.parametrize("case", SHORT_CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
+def test_short_kernel_logic_on_cpu(scan_cuda, case, delta_along):
+    b, d, L, big, has_d, has_bias, softplus, strided_bc = case
+    if delta_along == "D" and d % 2:
+        pytest.skip("delta along D takes whole 8-byte groups of channels")
+    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)
+    inp["u"] = inp["u"].contiguous()
+    inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
+                    else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
+    out = torch.full((b, d, L), float("nan"))  # poisoned: every element must be written
+    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, short=True)
+    err = rel_err(y, scan_f64(**inp))
+    assert y is out and math.isfinite(err) and err < 1e-5, err
+
+
+def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda):
+    # each L maps a run's elements to (channel, step) by its own reciprocal: every L, a full and a partial block
+    for L in range(1, 65):
+        inp = make(1, 19, L, torch.float32, True, True, False, True, False, softplus=True)
+        out = torch.full((1, 19, L), float("nan"))
+        y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, short=True)
+        err = rel_err(y, scan_f64(**inp))
+        assert math.isfinite(err) and err < 1e-5, (L, err)
+
+
+def test_short_kernel_refuses_layouts_it_cannot_read(scan_cuda):
+    inp = make(1, 8, 30, torch.float32, model_layout=False)
+    odd_d = make(1, 7, 30, torch.float32, model_layout=True)  # delta along D, 7 channels: not whole 8-byte groups
+    padded = torch.randn(1, 8, 32)[..., :30]  # contiguous along L, channel stride 32: not one run
+    for bad, match in ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L and D, or along D"),
+                       (dict(inp, delta=padded), "delta"),
+                       (dict(inp, u=padded), "u contiguous along L and D"),
+                       (dict(inp, u=inp["u"].transpose(1, 2).contiguous().transpose(1, 2)), "u contiguous"),
+                       (dict(inp, z=torch.randn(1, 8, 30)), "z")):
+        with pytest.raises(ValueError, match=match):
+            scan_cuda.selective_scan_cpu_emulation(**bad, short=True, lanes=2)
+    long = make(1, 8, 65, torch.float32, model_layout=False)
+    with pytest.raises(ValueError, match="L from 1 to 64"):
+        scan_cuda.selective_scan_cpu_emulation(**long, short=True, lanes=2)
+    with pytest.raises(ValueError, match="lanes"):
+        scan_cuda.selective_scan_cpu_emulation(**inp, short=True, lanes=4)
+    with pytest.raises(ValueError, match="one of rows and short"):
+        scan_cuda.selective_scan_cpu_emulation(**inp, short=True, rows=True, lanes=2)
+    shifted = torch.randn(8 * 30 + 1)[1:].view(1, 8, 30)  # 4 bytes off an 8-byte boundary
+    if shifted.data_ptr() % 8:
+        with pytest.raises(ValueError, match="8-byte aligned"):
+            scan_cuda.selective_scan_cpu_emulation(**dict(inp, u=shifted), short=True, lanes=2)
+
+
 def test_a_remembered_layout_takes_each_calls_tensors_and_still_refuses_what_it_cannot_read(scan_cuda):
     # a layout that passed the checks once is remembered (the second call only fills in addresses): each call must
     # still read its own inputs and weights and write its own out, and an unaligned u of that layout is refused

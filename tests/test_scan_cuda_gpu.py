@@ -89,6 +89,24 @@ def test_rows_kernel_matches_float64(dtype, shape, delta_along):
     assert y is out and math.isfinite(err) and err < TOL[dtype], err
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("delta_along", ["L", "D"])
+@pytest.mark.parametrize("shape", [(3, 320, 49, True), (2, 40, 64, False), (1, 24, 1, True), (2, 36, 33, False)])
+def test_short_kernel_matches_float64(dtype, shape, delta_along):
+    # u contiguous (the short form's condition), delta contiguous or along D (the model's layout); B and C strided as
+    # the model's or contiguous; MambaVision's level 3 (L = 49: rows of 16-bit u not 8-byte aligned), the longest L,
+    # L = 1, partial channel blocks, large delta
+    b, d, L, strided_bc = shape
+    inp = _cuda(make(b, d, L, dtype, big=L == 64, model_layout=strided_bc))
+    inp["u"] = inp["u"].contiguous()
+    inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
+                    else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
+    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, short=True)
+    err = rel_err(y.cpu(), _ref(inp))
+    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+
+
 def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_path, monkeypatch):
     from edgemv.ops.scan_triton import selective_scan_triton
 

@@ -8,7 +8,11 @@ shared-memory layouts or over how a chunk's loads are addressed. The kernel has 
   computed once per element), one-warp blocks with 2 or 4 lanes per channel (``lanes``: 4 or 2 states each);
 - rows (``rows=True``; u and y contiguous along L, delta along L or along D, 8-byte aligned rows, no z;
   :func:`rows_refusal` says what it cannot take): each lane scans its channel's row, 2 lanes per channel; u and y
-  pass through shared memory in whole 8-byte groups of rows, moved by the warp a sector at a time.
+  pass through shared memory in whole 8-byte groups of rows, moved by the warp a sector at a time;
+- short (``short=True``; L up to :data:`SHORT_MAX_L`, u and y contiguous, delta contiguous or along D, no z;
+  :func:`short_refusal`): as rows, but a block reads its channels' whole sequences at once, u and y as one
+  contiguous run of 8-byte words whatever L is (MambaVision's last level has L = 49, whose 16-bit rows the rows form
+  cannot read).
 
 On an H200 at 160 x 196 batch 128 fp16 the rows form takes 23 us (4.0x mamba_ssm's kernel timed beside it), the
 staged one 36 us and the best Triton kernel 53-61 us (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times both forms
@@ -35,8 +39,8 @@ import tempfile
 
 import torch
 
-__all__ = ["LANES", "ROWS_LANES", "arch", "available", "build", "cxx", "launch", "nvcc", "rows_refusal",
-           "selective_scan_cuda", "selective_scan_cpu_emulation"]
+__all__ = ["LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cxx", "launch", "nvcc",
+           "rows_refusal", "short_refusal", "selective_scan_cuda", "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,7 @@ SOURCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda")
 SOURCE = os.path.join(SOURCE_DIR, "selective_scan_n8.cu")
 LANES = (1, 2, 4)  # lanes per channel in the scan (8 / lanes states each)
 ROWS_LANES = (2,)  # those of the rows form (the kernel is written for 1 or 2; 1 was slower everywhere measured)
+SHORT_MAX_L = 64  # the longest sequence of the short form (cuda/scan_short.cuh, short_form::MAX_L)
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 _failed = []  # a build that failed once in this process (its message)
 
@@ -122,7 +127,7 @@ def _library(arch: str, defines: tuple = ()):
                  + [f"-D{d}" for d in defines], SOURCE, f"scan_n8_{arch}")
     lib = ctypes.CDLL(path)
     check_params(lib)
-    for fn in (lib.edgemv_scan_n8_cuda, lib.edgemv_scan_rows_cuda):
+    for fn in (lib.edgemv_scan_n8_cuda, lib.edgemv_scan_rows_cuda, lib.edgemv_scan_short_cuda):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     return lib
@@ -229,22 +234,67 @@ def rows_refusal(u, delta, z, y, lanes):
     return None
 
 
+def short_refusal(u, delta, z, y, lanes):
+    """Why the short form cannot take these tensors (None when it can). A block reads its channels' rows of u as one
+    run of 8-byte words and writes y the same way, so each needs unit stride along L, channel stride L and 8-byte
+    aligned sequences; delta the same, or contiguous along D with 8-byte aligned steps and D a multiple of the elements
+    per 8 bytes. L from 1 to SHORT_MAX_L, a sequence within 2^31 elements, 2 lanes per channel, no z."""
+    if lanes not in ROWS_LANES:
+        return f"the short kernel takes lanes {ROWS_LANES}, got {lanes}"
+    if z is not None:
+        return "the short kernel does not take z"
+    batch, dim, length = u.shape
+    if not 1 <= length <= SHORT_MAX_L:
+        return f"the short kernel takes L from 1 to {SHORT_MAX_L}, got {length}"
+    if dim * length >= 2**31:
+        return "the short kernel needs each sequence within 2**31 elements"
+    size = u.element_size()
+    vec = 8 // size
+
+    def aligned(t, i):  # steps along dimension i of t keep 8-byte alignment (batch 1 takes no step)
+        return (t.stride(i) * size) % 8 == 0 or (i == 0 and batch == 1)
+
+    def flat(t):  # a sequence's rows one after another, its start 8-byte aligned
+        return ((t.stride(2) == 1 or length == 1) and t.stride(1) == length and t.data_ptr() % 8 == 0
+                and aligned(t, 0))
+    for name, t in (("u", u), ("y", y)):
+        if not flat(t):
+            return f"the short kernel needs {name} contiguous along L and D with 8-byte aligned sequences"
+    along_d = (delta.stride(1) == 1 and delta.data_ptr() % 8 == 0 and dim % vec == 0
+               and aligned(delta, 0) and aligned(delta, 2))
+    if not (flat(delta) or along_d):
+        return (f"the short kernel needs delta contiguous along L and D, or along D (then D a multiple of {vec}), "
+                f"with 8-byte aligned steps")
+    return None
+
+
+def _refusal(u, delta, z, y, lanes, rows, short):
+    """Why the chosen form cannot take these tensors (None when it can)."""
+    if rows and short:
+        return "choose one of rows and short"
+    if rows:
+        return rows_refusal(u, delta, z, y, lanes)
+    if short:
+        return short_refusal(u, delta, z, y, lanes)
+    return None
+
+
 _POINTERS = 9  # Params' leading fields (_addresses); the rest (sizes, strides, flags) is the layout's
 _layouts = {}  # _layout_key -> the Params fields after the pointers, for a layout that passed the checks
 
 
-def _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows):
-    """Everything the checks of prepare() and rows_refusal() read, except the addresses, of which only whether u,
-    delta and y are 8-byte aligned: calls with one key take the same launch."""
+def _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows, short):
+    """Everything the checks of prepare(), rows_refusal() and short_refusal() read, except the addresses, of which
+    only whether u, delta and y are 8-byte aligned: calls with one key take the same launch."""
     opt = lambda t: None if t is None else (t.dtype, t.shape, t.stride())  # noqa: E731
     return (u.device, u.dtype, u.shape, u.stride(), delta.dtype, delta.shape, delta.stride(), opt(A), opt(B), opt(C),
-            opt(D), opt(z), opt(delta_bias), y.dtype, y.shape, y.stride(), bool(delta_softplus), lanes, rows,
+            opt(D), opt(z), opt(delta_bias), y.dtype, y.shape, y.stride(), bool(delta_softplus), lanes, rows, short,
             (u.data_ptr() | delta.data_ptr() | y.data_ptr()) % 8 == 0)
 
 
-def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows):
-    """prepare()'s (params, y, tensors to keep alive) after the checks of the lanes and, for the rows form, of
-    the layout (ValueError naming what is wrong).
+def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short):
+    """prepare()'s (params, y, tensors to keep alive) after the checks of the lanes and, for the rows and short
+    forms, of the layout (ValueError naming what is wrong).
 
     The checks and the Params they build cost about 25 us of Python per call, more than the kernel's device time
     at MambaVision's sizes; a layout that passed them once is remembered, and a later call with the same layout
@@ -252,11 +302,11 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
     y = _output(u, out)
-    key = _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows)
+    key = _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows, short)
     layout = _layouts.get(key)
     if layout is None:
         p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y)
-        if rows and (reason := rows_refusal(u, delta, z, y, lanes)):
+        if reason := _refusal(u, delta, z, y, lanes, rows, short):
             raise ValueError(reason)
         if len(_layouts) >= 4096:  # many shapes (dynamic sizes): start again rather than grow without bound
             _layouts.clear()
@@ -268,18 +318,23 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        lanes=4, rows=False, defines=()):
+                        lanes=4, rows=False, short=False, defines=()):
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
     or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
-    ``rows=True`` runs the rows form (cuda/scan_rows.cuh), which raises ValueError for inputs it cannot take
-    (:func:`rows_refusal`)."""
-    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows)
+    ``rows=True`` runs the rows form (cuda/scan_rows.cuh), ``short=True`` the short form (cuda/scan_short.cuh); each
+    raises ValueError for inputs it cannot take (:func:`rows_refusal`, :func:`short_refusal`)."""
+    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel() == 0:
         return y
     lib = library(u.device, defines)
-    launch(lib.edgemv_scan_rows_cuda if rows else lib.edgemv_scan_n8_cuda, p, u, lanes)
+    launch(_entry(lib, "cuda", rows, short), p, u, lanes)
     del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
     return y
+
+
+def _entry(lib, suffix, rows, short):
+    """The C entry point of a form: edgemv_scan_{short,rows,n8}_{cuda,cpu}."""
+    return getattr(lib, f"edgemv_scan_{'short' if short else 'rows' if rows else 'n8'}_{suffix}")
 
 
 def launch(fn, params, u, lanes):
@@ -306,24 +361,23 @@ def _cpu_library(defines: tuple = ()):
                             "c++"] + [f"-D{d}" for d in defines], SOURCE, "scan_n8_cpu")
     lib = ctypes.CDLL(path)
     check_params(lib)
-    for fn in (lib.edgemv_scan_n8_cpu, lib.edgemv_scan_rows_cpu):
+    for fn in (lib.edgemv_scan_n8_cpu, lib.edgemv_scan_rows_cpu, lib.edgemv_scan_short_cpu):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
     return lib
 
 
 def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                                 lanes=1, rows=False, defines=()):
+                                 lanes=1, rows=False, short=False, defines=()):
     """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic.
     ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
     A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
-    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows)
+    p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel():
         lib = _cpu_library(tuple(defines))
-        fn = lib.edgemv_scan_rows_cpu if rows else lib.edgemv_scan_n8_cpu
-        if fn(ctypes.addressof(p), int(lanes), u.shape[0]) != 0:
+        if _entry(lib, "cpu", rows, short)(ctypes.addressof(p), int(lanes), u.shape[0]) != 0:
             raise RuntimeError("the CPU emulation refused the call")
     del keep
     return y

@@ -836,7 +836,7 @@ def pick_config(dim: int, length: int, n: int = 8):
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None,
-                          prefetch=None, lanes=None, tile=None, rows=False):
+                          prefetch=None, lanes=None, tile=None, rows=False, short=False):
     """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only.
 
     ``variant`` (None reads the EDGEMV_TRITON_SCAN environment variable, default 'auto'):
@@ -849,7 +849,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
       on the H200, kept for comparison);
     - 'cuda' (N = 8): the CUDA C++ kernel of edgemv.ops.scan_cuda, ``lanes`` (1, 2, 4; default 4) lanes per
       channel; needs nvcc (built on first use). ``rows=True``: its rows form (u and y contiguous along L, delta
-      along L or along D; lanes 2), which raises ValueError for inputs it cannot take;
+      along L or along D; lanes 2), ``short=True`` its short form (L up to 64, u contiguous; lanes 2); each raises
+      ValueError for inputs it cannot take;
     - 'auto': for N = 8 the fastest of ``scan_tune.candidates()`` for this problem (the 'cuda' kernel among them
       where it is available), timed on its first call and remembered (edgemv.ops.scan_tune); 'seq' for other N, or
       when tile options are given.
@@ -884,7 +885,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         from .scan_cuda import selective_scan_cuda
 
         return selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, lanes=lanes or 4,
-                                   rows=rows)
+                                   rows=rows, short=short)
     if variant == "par" and triton.next_power_of_2(max(length, 1)) > PAR_MAX_L:
         raise ValueError(f"variant 'par' holds the whole sequence in registers: L <= {PAR_MAX_L}, got {length}")
     if out is None:

@@ -11,7 +11,8 @@ strides are 1. The first call of a new problem therefore compiles and times the 
 candidates the first eager forward of MambaVision-T took 59 s on an H200, with three fewer); later processes read
 the file.
 Where the CUDA C++ kernel is available (edgemv.ops.scan_cuda: nvcc found, ``EDGEMV_SCAN_CUDA`` not 0) it is a
-candidate too: its staged form with 2 and 4 lanes per channel, its rows form (u contiguous along L) with 2; the
+candidate too: its staged form with 2 and 4 lanes per channel, its rows form (u contiguous along L) and its short
+form (L up to 64, u contiguous) with 2; the
 file key says whether it was, so a choice made without it is not reused where it could win.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
@@ -43,15 +44,17 @@ CANDIDATES = (
 # fastest kernel at 160 x 196 on an H200 in every layout (5.2x mamba_ssm's time at batch 128 fp16 on the model's);
 # it takes only L a multiple of 4 (16-bit) or 2 (fp32) and u contiguous along L, so the staged form stays for the
 # rest (with 4 lanes the fastest on contiguous 320 x 49; docs/benchmarks.md). The rows form with 1 lane per channel
-# was slower everywhere and is not built.
+# was slower everywhere and is not built. The short form reads u and y as one contiguous run per block, whatever L is:
+# written for MambaVision's last level (L = 49), which the rows form cannot take in 16 bits.
 # Where a candidate cannot take the inputs its timing fails and it is not an option.
 CUDA_CANDIDATES = (
     ("cuda", {"lanes": 2}),
     ("cuda", {"lanes": 4}),
     ("cuda", {"lanes": 2, "rows": True}),
+    ("cuda", {"lanes": 2, "short": True}),
 )
 # in the tuning file's key: which CUDA candidates were timed (a choice made among fewer is made again)
-CUDA_KEY = "|cuda-rows"
+CUDA_KEY = "|cuda-rows-short"
 
 DEFAULT = CANDIDATES[0]
 _memory = {}

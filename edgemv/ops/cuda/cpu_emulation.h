@@ -15,10 +15,13 @@
 
 #define __global__
 #define __device__
+#define __host__
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
+// a kernel's dynamic shared memory: a static buffer as large as any kernel here asks for (64 KB)
+#define EDGEMV_DYNAMIC_SHARED(type, name) alignas(16) static type name[65536 / sizeof(type)]
 
 struct dim3 {
   unsigned x = 0, y = 0, z = 0;

@@ -13,6 +13,11 @@
 #endif
 #include <stdint.h>
 
+#ifndef EDGEMV_CPU_EMULATION
+// a kernel's dynamic shared memory (sized at launch)
+#define EDGEMV_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) type name[]
+#endif
+
 namespace {
 
 constexpr int N = 8;  // states (MambaVision's d_state)

@@ -339,6 +339,8 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_kernel(Para
 
 // the rows form (u, delta and y read and written along L by each lane): scan_rows.cuh
 #include "scan_rows.cuh"
+// the short form (L up to 64, a block's whole sequences at once): scan_short.cuh
+#include "scan_short.cuh"
 
 #ifdef EDGEMV_CPU_EMULATION
 // fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
@@ -361,6 +363,19 @@ extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
   if (p->sdt_l == 1) p->softplus ? run(rows::scan_rows_kernel<float, true, true>)
                                  : run(rows::scan_rows_kernel<float, false, true>);
   else p->softplus ? run(rows::scan_rows_kernel<float, true, false>) : run(rows::scan_rows_kernel<float, false, false>);
+  return 0;
+}
+
+// split must be short_form::SPLIT; L at most short_form::MAX_L
+extern "C" int edgemv_scan_short_cpu(const void* params, int split, int batch) {
+  const Params* p = static_cast<const Params*>(params);
+  if (split != short_form::SPLIT || p->length > short_form::MAX_L) return 1;
+  dim3 grid{(unsigned)((p->dim + short_form::CH - 1) / short_form::CH), (unsigned)batch, 1};
+  auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
+  if (short_form::delta_flat(*p)) p->softplus ? run(short_form::scan_short_kernel<float, true, true>)
+                                              : run(short_form::scan_short_kernel<float, false, true>);
+  else p->softplus ? run(short_form::scan_short_kernel<float, true, false>)
+                   : run(short_form::scan_short_kernel<float, false, false>);
   return 0;
 }
 #else
@@ -400,6 +415,38 @@ void launch_rows(const Params& p, int batch, cudaStream_t s) {
   else launch_rows<E, false>(p, batch, s);
 }
 }  // namespace
+
+namespace {
+template <typename E, bool SOFTPLUS, bool DT_FLAT>
+void launch_short(const Params& p, int batch, cudaStream_t s) {
+  auto kernel = short_form::scan_short_kernel<E, SOFTPLUS, DT_FLAT>;
+  static const bool carveout = [&] {  // all of the unified memory as shared memory: 20 blocks and more
+    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
+    return true;
+  }();
+  (void)carveout;
+  dim3 grid((unsigned)((p.dim + short_form::CH - 1) / short_form::CH), (unsigned)batch);
+  kernel<<<grid, WARP, short_form::shared_bytes((int)p.length, (int)sizeof(E)), s>>>(p);
+}
+template <typename E>
+void launch_short(const Params& p, int batch, cudaStream_t s) {
+  const bool flat = short_form::delta_flat(p);
+  if (p.softplus) flat ? launch_short<E, true, true>(p, batch, s) : launch_short<E, true, false>(p, batch, s);
+  else flat ? launch_short<E, false, true>(p, batch, s) : launch_short<E, false, false>(p, batch, s);
+}
+}  // namespace
+
+// the short form (scan_short.cuh); split must be short_form::SPLIT, L at most short_form::MAX_L. edgemv.ops.scan_cuda
+// checks its layout and alignment first.
+extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, int batch, void* stream) {
+  const Params* p = static_cast<const Params*>(params);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (split != short_form::SPLIT || p->length < 1 || p->length > short_form::MAX_L) return (int)cudaErrorInvalidValue;
+  if (dtype == 0) launch_short<float>(*p, batch, s);
+  else if (dtype == 1) launch_short<__half>(*p, batch, s);
+  else launch_short<__nv_bfloat16>(*p, batch, s);
+  return (int)cudaGetLastError();
+}
 
 // the rows form (scan_rows.cuh); split must be rows::SPLIT. edgemv.ops.scan_cuda checks its layout and alignment
 // first.
