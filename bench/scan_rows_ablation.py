@@ -1,12 +1,16 @@
-"""Where the rows form's time goes: the kernel with one part left out at a time (its results are then wrong; only
-the time is read), at 160 x 196 fp16 on the model's layout, batch 128 and 256, on one GPU.
+"""Where the rows form's (or the short form's) time goes: the kernel with one part left out at a time (its results
+are then wrong; only the time is read), fp16 on the model's layout, batch 128 and 256, on one GPU: the rows form at
+160 x 196, the short form at 320 x 49.
 
 Each variant is the library's source (edgemv/ops/cuda) copied into a temporary folder with one textual change, built
-with nvcc and launched with the same parameter block as the library's own rows form; the differences of the times
-say what each part costs (docs/benchmarks.md). Nothing here changes the library.
+with nvcc and launched with the same parameter block as the library's own form; the differences of the times say
+what each part costs (docs/benchmarks.md). Nothing here changes the library.
 
     python bench/scan_rows_ablation.py
+    python bench/scan_rows_ablation.py --form short
 """
+
+import argparse
 
 import concurrent.futures
 import ctypes
@@ -26,7 +30,7 @@ from scan_rows import rows_inputs  # noqa: E402
 from edgemv.ops import scan_cuda  # noqa: E402
 
 # variant: [(text in scan_rows.cuh, its replacement)]
-ABLATIONS = {
+ROWS_ABLATIONS = {
     "as shipped": [],
     "no y stores": [("if (y_off[j] >= 0 && grp < nv)", "if (y_off[j] >= 0 && grp < nv && s_y[0].x == 12345u)")],
     "no softplus (delta + bias only)": [
@@ -49,17 +53,43 @@ ABLATIONS = {
         ("if (t + 1 < TT) read_step(t + 1, ring[(t + 1) & 1]);",
          "if (t + 1 < TT && t == 0) read_step(t + 1, ring[(t + 1) & 1]);")],
 }
+# variant: [(text in scan_short.cuh, its replacement)]
+SHORT_ABLATIONS = {
+    "as shipped": [],
+    "no scan (load, stage, store)": [
+        ("  for (; t0 + GROUP <= length; t0 += GROUP) {", "  for (; t0 < 0; t0 += GROUP) {"),
+        ("  for (int t = t0; t < length; ++t) {", "  for (int t = length; t < length; ++t) {")],
+    "no y stores": [("if (word < words) reinterpret_cast<uint2*>(y_run)[word]",
+                     "if (word < words && h[0] == 12345.0f) reinterpret_cast<uint2*>(y_run)[word]")],
+    "no softplus (delta + bias only)": [
+        ("step_size<E, SOFTPLUS>(x[e] + bias[e])", "(x[e] + bias[e])")],
+    "no B, C loads (constants staged)": [
+        ("bc[k] = 2 * k + step < length ? q[2 * k * sl] : from_f<E>(0.0f);", "bc[k] = from_f<E>(0.01f * k);")],
+    "no u loads (constants)": [
+        ("if (lane + i * WARP < words) uw[i] = reinterpret_cast<const uint2*>(u_run)[lane + i * WARP];",
+         "uw[i] = make_uint2(0x3c003c00u + i, 0x3c003c00u);")],
+    "no delta loads (constants)": [
+        ("if (in && dt_step + k * ROW_STEPS < length) dw[k] = "
+         "*reinterpret_cast<const uint2*>(q + k * ROW_STEPS * p.sdt_l);",
+         "dw[k] = make_uint2(0xbc00bc00u + k, 0xbc00bc00u);")],
+    "no shuffle (each lane's 4 states only)": [("acc += __shfl_xor_sync(0xffffffffu, acc, 1);", "")],
+}
+FORMS = {  # form: (ablations, header, entry point, shape, _checked_params options)
+    "rows": (ROWS_ABLATIONS, "scan_rows.cuh", "edgemv_scan_rows_cuda", (160, 196), {"rows": True, "short": False}),
+    "short": (SHORT_ABLATIONS, "scan_short.cuh", "edgemv_scan_short_cuda", (320, 49),
+              {"rows": False, "short": True}),
+}
 
 
-def build_variant(label, changes, root):
+def build_variant(label, changes, root, header, entry):
     folder = os.path.join(root, label.replace(" ", "_").replace(",", "").replace("(", "").replace(")", ""))
     shutil.copytree(scan_cuda.SOURCE_DIR, folder)
-    path = os.path.join(folder, "scan_rows.cuh")
+    path = os.path.join(folder, header)
     with open(path) as f:
         text = f.read()
     for old, new in changes:
         if old not in text:
-            raise SystemExit(f"{label}: the text to change is not in scan_rows.cuh any more: {old!r}")
+            raise SystemExit(f"{label}: the text to change is not in {header} any more: {old!r}")
         text = text.replace(old, new)
     with open(path, "w") as f:
         f.write(text)
@@ -68,32 +98,39 @@ def build_variant(label, changes, root):
                          os.path.join(folder, "selective_scan_n8.cu"), "ablation", include_dirs=(folder,))
     lib = ctypes.CDLL(so)
     scan_cuda.check_params(lib)
-    lib.edgemv_scan_rows_cuda.restype = ctypes.c_int
-    lib.edgemv_scan_rows_cuda.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
-    return lib
+    fn = getattr(lib, entry)
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    return fn
 
 
 def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--form", choices=list(FORMS), default="rows")
+    args = ap.parse_args()
+    ablations, header, entry, (dim, length), opts = FORMS[args.form]
     root = tempfile.mkdtemp()
-    with concurrent.futures.ThreadPoolExecutor(len(ABLATIONS)) as pool:
-        libs = dict(zip(ABLATIONS, pool.map(lambda kv: build_variant(kv[0], kv[1], root), ABLATIONS.items())))
+    with concurrent.futures.ThreadPoolExecutor(len(ablations)) as pool:
+        fns = dict(zip(ablations, pool.map(lambda kv: build_variant(kv[0], kv[1], root, header, entry),
+                                           ablations.items())))
     copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
     print(f"{torch.cuda.get_device_name()}, copy bandwidth {copy_gbs:.0f} GB/s\n")
-    print("| variant (160 x 196 fp16, model's layout) | b128 (us) | b256 (us) |\n|---|---|---|")
+    print(f"| variant ({args.form} form, {dim} x {length} fp16, model's layout) | b128 (us) | b256 (us) |")
+    print("|---|---|---|")
     g = torch.Generator(device="cuda").manual_seed(1)
-    for label, lib in libs.items():
+    for label, fn in fns.items():
         cells = []
         for batch in (128, 256):
             def make():
-                inp = rows_inputs(batch, 160, 196, torch.float16, layout="model", gen=g)
+                inp = rows_inputs(batch, dim, length, torch.float16, layout="model", gen=g)
                 out = torch.empty_like(inp["u"])
-                p, y, keep = scan_cuda._checked_params(**inp, out=out, lanes=2, rows=True)
+                p, y, keep = scan_cuda._checked_params(**inp, out=out, lanes=2, **opts)
 
                 def call():
-                    scan_cuda.launch(lib.edgemv_scan_rows_cuda, p, inp["u"], 2)
+                    scan_cuda.launch(fn, p, inp["u"], 2)
                     return keep, y
                 return call
-            cells.append(f"{device_time_ms(make, scan_bytes(batch, 160, 196, torch.float16)) * 1e3:.1f}")
+            cells.append(f"{device_time_ms(make, scan_bytes(batch, dim, length, torch.float16)) * 1e3:.1f}")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
 
 
