@@ -15,8 +15,9 @@ shared-memory layouts or over how a chunk's loads are addressed. The kernel has 
   cannot read).
 
 On an H200 at 160 x 196 batch 128 fp16 the rows form takes 23 us (4.0x mamba_ssm's kernel timed beside it), the
-staged one 36 us and the best Triton kernel 53-61 us (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times both forms
-beside the Triton kernels when the kernel is available.
+staged one 36 us and the best Triton kernel 53-61 us; at 320 x 49 the short form 14-16 us (6.4-7.0x), the staged one
+22-26 (docs/benchmarks.md). 'auto' (edgemv.ops.scan_tune) times the forms beside the Triton kernels when the kernel
+is available.
 
 Available means: a CUDA device, nvcc (``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH), and
 ``EDGEMV_SCAN_CUDA`` not set to 0. The build (about 25 s, once per source, compiler, flags and GPU architecture) goes
