@@ -6,6 +6,7 @@ conversions, the volatile PTX shared accesses) are not. Skips without a C++20 co
 
 import math
 import os
+import random
 import sys
 
 import pytest
@@ -153,6 +154,44 @@ def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda):
         y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, short=True)
         err = rel_err(y, scan_f64(**inp))
         assert math.isfinite(err) and err < 1e-5, (L, err)
+
+
+def test_rows_and_short_forms_on_random_shapes_and_layouts_on_cpu(scan_cuda):
+    # fresh shapes and layouts each run (the seed is in the message): u contiguous, strided or a view one element in;
+    # delta along L or D; B and C strided, contiguous or broadcast over the batch (stride 0); A transposed. Each form
+    # either refuses (ValueError) or matches float64; the cases without softplus whose reference overflows are skipped
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = random.Random(seed)
+    taken = {"rows": 0, "short": 0}
+    for _ in range(40):
+        b, d = rng.choice([1, 2, 3]), rng.choice([1, 2, 5, 8, 16, 17, 33, 48])
+        L = rng.choice([1, 2, 3, 5, 16, 31, 32, 33, 49, 63, 64, 65, 100])
+        inp = make(b, d, L, torch.float32, rng.random() < 0.3, rng.random() < 0.5, False, rng.random() < 0.5,
+                   rng.random() < 0.5, softplus=rng.random() < 0.7, seed=rng.getrandbits(32))
+        pick = rng.random()
+        if pick < 0.4:
+            inp["u"] = inp["u"].contiguous()
+        elif pick < 0.5:
+            inp["u"] = torch.randn(b, d, L + 2)[..., 1:L + 1]
+        if rng.random() < 0.2:
+            inp["B"], inp["C"] = (torch.randn(1, 8, L).expand(b, 8, L) for _ in range(2))
+        if rng.random() < 0.3:
+            inp["delta"] = inp["delta"].contiguous()
+        if rng.random() < 0.1:
+            inp["A"] = inp["A"].t().contiguous().t()
+        ref = scan_f64(**inp)
+        if not torch.isfinite(ref).all() or ref.abs().max() > 1e6:
+            continue
+        for form in taken:
+            out = torch.full((b, d, L), float("nan"))
+            try:
+                y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, **{form: True})
+            except ValueError:
+                continue
+            taken[form] += 1
+            err = rel_err(y, ref)
+            assert math.isfinite(err) and err < 1e-5, (seed, form, b, d, L, err)
+    assert min(taken.values()) > 0, (seed, taken)
 
 
 def test_short_kernel_refuses_layouts_it_cannot_read(scan_cuda):

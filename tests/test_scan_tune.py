@@ -158,15 +158,16 @@ def test_a_remembered_cuda_choice_falls_back_where_the_kernel_refuses_the_inputs
     assert scan_tune.run_choice(run, ("cuda", {"lanes": 2}), None) == "y"
     assert calls == ["cuda", scan_tune.DEFAULT[0]]
 
-    # a remembered rows form that meets rows it cannot read (e.g. a view one element in) runs the staged form
-    def rows_refuses(variant, opts, out):
+    # a remembered rows or short form that meets rows it cannot read (e.g. a view one element in) runs the staged form
+    def form_refuses(variant, opts, out):
         calls.append((variant, opts))
-        if opts.get("rows"):
+        if opts.get("rows") or opts.get("short"):
             raise ValueError("the rows kernel needs u contiguous along L with 8-byte aligned rows")
         return "staged"
-    calls.clear()
-    assert scan_tune.run_choice(rows_refuses, ("cuda", {"lanes": 2, "rows": True}), None) == "staged"
-    assert calls == [("cuda", {"lanes": 2, "rows": True}), ("cuda", {"lanes": 2})]
+    for form in ("rows", "short"):
+        calls.clear()
+        assert scan_tune.run_choice(form_refuses, ("cuda", {"lanes": 2, form: True}), None) == "staged"
+        assert calls == [("cuda", {"lanes": 2, form: True}), ("cuda", {"lanes": 2})]
 
     def failing(variant, opts, out):  # other errors, and errors of the Triton kernels, are not hidden
         raise ValueError("bad input")

@@ -167,15 +167,16 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
 def run_choice(run, choice, out):
     """``run(variant, options, out)`` for the chosen kernel. A problem's choice is keyed by which strides are 1, not
     by their size, so a remembered 'cuda' choice can meet inputs the CUDA kernel cannot index (a stride of 2^25
-    elements or more; for its rows form also rows that are not 8-byte aligned); those run the staged CUDA kernel
-    (for a rows choice) or the default kernel instead of failing."""
+    elements or more; for its rows and short forms also rows or sequences that are not 8-byte aligned); those run the
+    staged CUDA kernel (for a rows or short choice) or the default kernel instead of failing."""
     variant, opts = choice
     try:
         return run(variant, opts, out)
     except ValueError as exc:
         if variant != "cuda":
             raise
-        # the rows form also needs 8-byte aligned rows, which the key does not record either: the staged form next
-        fallback = ("cuda", {"lanes": opts["lanes"]}) if opts.get("rows") else DEFAULT
+        # the rows and short forms also need 8-byte aligned rows (the short form: sequences), which the key does not
+        # record either: the staged form next
+        fallback = ("cuda", {"lanes": opts["lanes"]}) if opts.get("rows") or opts.get("short") else DEFAULT
         log.debug("CUDA scan kernel refused this call (%s); running %s", exc, fallback)
         return run_choice(run, fallback, out)
