@@ -1,7 +1,7 @@
 #!/bin/bash
 # The closing device call of a scan session (docs/benchmarks.md): the CUDA kernel's GPU tests, the 25
 # correctness cases for every kernel 'auto' may pick in 8 parallel shards, then the kernels side by side with what
-# 'auto' picks at the 8 problems, then MambaVision-T end to end with 'auto'.
+# 'auto' picks at the 8 problems, then MambaVision-T end to end with 'auto' (not with --no-e2e).
 set -u
 export EDGEMV_CACHE_DIR=$(mktemp -d)
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
@@ -12,4 +12,4 @@ done
 wait
 grep -h -E "passed|FAIL|worst" /tmp/corr_*.log
 python bench/scan_variants.py 2>&1 | grep -v "^  "
-python bench/e2e.py --impls triton --modes eager reduce-overhead 2>&1 | tail -8
+[ "${1:-}" = "--no-e2e" ] || python bench/e2e.py --impls triton --modes eager reduce-overhead 2>&1 | tail -8

@@ -1,14 +1,6 @@
 #!/bin/bash
 # Seventh session, closing device call 1 of 2 (docs/benchmarks.md, "The short form"): the CUDA kernel's GPU tests;
 # the issue's 25 correctness cases for 'auto', 'chunked' and every kernel 'auto' may pick (the short form among them)
-# in 8 parallel shards; the kernels side by side with what 'auto' picks at the 8 problems.
-set -u
-export EDGEMV_CACHE_DIR=$(mktemp -d)
-python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
-python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -1
-for k in 0 1 2 3 4 5 6 7; do
-  python bench/scan.py --correctness --all-kernels --shard $k/8 > /tmp/corr_$k.log 2>&1 &
-done
-wait
-grep -h -E "passed|FAIL|worst" /tmp/corr_*.log
-python bench/scan_variants.py 2>&1 | grep -v "^  "
+# in 8 parallel shards; the kernels side by side with what 'auto' picks at the 8 problems. (As run: the same commands
+# as bench/gpu_final.sh without its end-to-end part.)
+exec bash "$(dirname "$0")/gpu_final.sh" --no-e2e

@@ -85,19 +85,6 @@ ROWS_CASES = [
 ]
 
 
-@pytest.mark.parametrize("delta_along", ["L", "D"])
-@pytest.mark.parametrize("case", ROWS_CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
-def test_rows_kernel_logic_on_cpu(scan_cuda, case, delta_along):
-    b, d, L, big, has_d, has_bias, softplus, strided_bc = case
-    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)
-    inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
-                    else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
-    out = torch.full((b, d, L), float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, rows=True)
-    err = rel_err(y, scan_f64(**inp))
-    assert y is out and math.isfinite(err) and err < 1e-5, err
-
-
 def test_rows_kernel_refuses_layouts_it_cannot_read(scan_cuda):
     inp = make(1, 8, 32, torch.float32, model_layout=False)
     odd_d = make(1, 7, 32, torch.float32, model_layout=True)  # delta along D, 7 channels: not whole 8-byte groups
@@ -131,17 +118,17 @@ SHORT_CASES = [
 
 
 @pytest.mark.parametrize("delta_along", ["L", "D"])
-@pytest.mark.parametrize("case", SHORT_CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
-def test_short_kernel_logic_on_cpu(scan_cuda, case, delta_along):
+@pytest.mark.parametrize("form,case", [("rows", c) for c in ROWS_CASES] + [("short", c) for c in SHORT_CASES],
+                         ids=lambda v: v if isinstance(v, str) else f"b{v[0]}-d{v[1]}-L{v[2]}")
+def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along):
     b, d, L, big, has_d, has_bias, softplus, strided_bc = case
     if delta_along == "D" and d % 2:
         pytest.skip("delta along D takes whole 8-byte groups of channels")
-    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)
-    inp["u"] = inp["u"].contiguous()
+    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)  # u contiguous
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     out = torch.full((b, d, L), float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, short=True)
+    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, **{form: True})
     err = rel_err(y, scan_f64(**inp))
     assert y is out and math.isfinite(err) and err < 1e-5, err
 

@@ -73,36 +73,24 @@ def test_cuda_kernel_reads_parameters_in_their_own_dtype(dtype):
     assert all(torch.equal(inp[k], v) for k, v in params_before.items())
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("delta_along", ["L", "D"])
-@pytest.mark.parametrize("shape", [(3, 160, 196, True), (2, 320, 48, False), (1, 40, 4, True), (2, 24, 100, False)])
-def test_rows_kernel_matches_float64(dtype, shape, delta_along):
-    # u contiguous along L (the rows form's condition), delta along L or along D (the model's layout); B and C
-    # strided as the model's or contiguous; whole chunks with a tail, L shorter than a chunk, partial channel blocks
-    b, d, L, strided_bc = shape
-    inp = _cuda(make(b, d, L, dtype, big=L == 48, model_layout=strided_bc))
-    inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
-                    else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
-    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
-    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, rows=True)
-    err = rel_err(y.cpu(), _ref(inp))
-    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+# the rows form: whole chunks with a tail, L shorter than a chunk, partial channel blocks; the short form:
+# MambaVision's level 3 (L = 49: rows of 16-bit u not 8-byte aligned), the longest L, L = 1, partial channel blocks
+FORM_SHAPES = ([("rows", s) for s in [(3, 160, 196, True), (2, 320, 48, False), (1, 40, 4, True), (2, 24, 100, False)]]
+               + [("short", s) for s in [(3, 320, 49, True), (2, 40, 64, False), (1, 24, 1, True), (2, 36, 33, False)]])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("delta_along", ["L", "D"])
-@pytest.mark.parametrize("shape", [(3, 320, 49, True), (2, 40, 64, False), (1, 24, 1, True), (2, 36, 33, False)])
-def test_short_kernel_matches_float64(dtype, shape, delta_along):
-    # u contiguous (the short form's condition), delta contiguous or along D (the model's layout); B and C strided as
-    # the model's or contiguous; MambaVision's level 3 (L = 49: rows of 16-bit u not 8-byte aligned), the longest L,
-    # L = 1, partial channel blocks, large delta
+@pytest.mark.parametrize("form,shape", FORM_SHAPES, ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)))
+def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along):
+    # u contiguous (both forms' condition), delta along L or along D (the model's layout); B and C strided as the
+    # model's or contiguous; large delta on one shape of each form
     b, d, L, strided_bc = shape
-    inp = _cuda(make(b, d, L, dtype, big=L == 64, model_layout=strided_bc))
-    inp["u"] = inp["u"].contiguous()
+    inp = _cuda(make(b, d, L, dtype, big=L in (48, 64), model_layout=strided_bc))
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
-    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, short=True)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, **{form: True})
     err = rel_err(y.cpu(), _ref(inp))
     assert y is out and math.isfinite(err) and err < TOL[dtype], err
 
