@@ -8,7 +8,8 @@ metrics="gpu__time_duration.sum,smsp__inst_executed.sum,smsp__issue_active.avg.p
 metrics+=",smsp__warps_active.avg.per_cycle_active,smsp__inst_executed_pipe_xu.sum"
 metrics+=",l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,sm__cycles_active.avg"
 metrics+=",l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum"
+metrics+=",dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed"
 for r in $reasons; do metrics+=",smsp__average_warps_issue_stalled_${r}_per_issue_active.ratio"; done
 ncu --clock-control none --kernel-name regex:"scan" --launch-skip 3 --launch-count 1 --metrics "$metrics" \
-    python "$(dirname "$0")/scan_profile.py" "$@" 2>&1 | grep -E "^\s+(gpu__|smsp__|l1tex__|sm__)" \
+    python "$(dirname "$0")/scan_profile.py" "$@" 2>&1 | grep -E "^\s+(gpu__|smsp__|l1tex__|sm__|dram__)" \
     | sed -E 's/smsp__average_warps_issue_stalled_(.*)_per_issue_active.ratio/stall \1/'

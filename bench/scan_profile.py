@@ -5,8 +5,8 @@
         python bench/scan_profile.py --dim 160 --length 196 --batch 128
 
 ``--variant`` picks the kernel: ``seq`` (the default, ``_scan_n8_kernel``), ``pipe``, ``lanes``, or ``cuda`` /
-``cuda-lean`` (the CUDA C++ experiments; ``cuda-lean`` is the library's staged kernel), ``cuda-rows`` (the library's
-rows form); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
+``cuda-lean`` (the CUDA C++ experiments; ``cuda-lean`` is the library's staged kernel), ``cuda-rows`` / ``cuda-short``
+(the library's rows and short forms); ``--kernel-name regex:scan`` matches all. Not ``auto``: its first call
 times every candidate, so the launches ncu skips and counts would be tuning launches of whichever kernels it tries.
 Warm-up launches first (compilation, caches), then the profiled one; nothing is timed here (ncu replays the
 kernel with its own counters).
@@ -34,7 +34,8 @@ def main():
     ap.add_argument("--dtype", default="float16")
     ap.add_argument("--calls", type=int, default=5)
     ap.add_argument("--variant", default="seq",
-                    help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' / 'cuda-rows' "
+                    help="a Triton variant: seq (default), pipe, lanes, par; or 'cuda' / 'cuda-lean' / 'cuda-rows' / "
+                         "'cuda-short' "
                          "(the CUDA C++ kernels). 'auto' would put its tuning launches among the profiled ones")
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
     ap.add_argument("--split", type=int, default=2, help="lanes per channel of the CUDA experiments (default 2)")
@@ -43,10 +44,11 @@ def main():
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
                       model_layout=not args.contiguous)
     for _ in range(args.calls):
-        if args.variant == "cuda-rows":
+        if args.variant in ("cuda-rows", "cuda-short"):
             from edgemv.ops import scan_cuda as lib_cuda
 
-            lib_cuda.selective_scan_cuda(**inp, lanes=args.split, rows=True, defines=tuple(args.define))
+            lib_cuda.selective_scan_cuda(**inp, lanes=args.split, defines=tuple(args.define),
+                                         **{args.variant[5:]: True})
         elif args.variant in ("cuda", "cuda-lean"):
             import scan_cuda
 
