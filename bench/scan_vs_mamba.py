@@ -10,6 +10,8 @@ outputs), then device times (CUDA-graph replays over rotating inputs, bench/scan
 MambaVision-T's shapes, batch 64 / 128 / 256, fp16 and fp32:
   - mamba_ssm on contiguous inputs (the layout it needs; the official mixer's Python wrapper copies delta into it);
   - 'auto' on the same contiguous inputs, and on the model's layout (delta along D, B and C strided views);
+  - mamba_ssm on the model's layout as its Python entry point (selective_scan_fn) runs it: delta, B and C copied
+    contiguous along L, then the kernel;
   - both called eagerly, call after call (host costs included: what an eager model and a do_bench timing see);
 printed as a Markdown table (docs/benchmarks.md, "mamba_ssm side by side").
 
@@ -124,6 +126,21 @@ def mamba_call(lib, inp, out):
     return call
 
 
+def mamba_model_layout_call(lib, inp, out):
+    """mamba_ssm's forward on the model's layout as its Python entry point runs it: selective_scan_fn makes u,
+    delta, B and C contiguous along L where their last stride is not 1 (MambaVision's delta, B and C are not), then
+    calls the kernel. The copies go into buffers made here, so the call can be captured in a CUDA graph."""
+    copies = {k: torch.empty(inp[k].shape, device=inp[k].device, dtype=inp[k].dtype)
+              for k in ("u", "delta", "B", "C") if inp[k].stride(-1) != 1}
+    kernel = mamba_call(lib, {**inp, **copies}, out)
+
+    def call():
+        for k, buf in copies.items():
+            buf.copy_(inp[k])
+        return kernel()
+    return call
+
+
 def eager_time_ms(fn, calls=100, reps=5):
     """Time per call of ``fn`` called back to back from Python, between two events (the best of ``reps``): the
     device time where the GPU is the bottleneck, the host's time per call where the host is."""
@@ -148,16 +165,21 @@ def correctness(lib):
         for batch, dim, length, big in ((3, 160, 196, False), (2, 320, 49, True), (4, 40, 64, False)):
             inp = make_inputs(batch, dim, length, dtype, "cuda", big, model_layout=False, gen=g)
             ref = scan_f64(**inp)
-            for label in ("mamba_ssm", "auto"):
+            model = {**inp, "delta": inp["delta"].transpose(1, 2).contiguous().transpose(1, 2),
+                     "B": inp["B"].transpose(1, 2).contiguous().transpose(1, 2),
+                     "C": inp["C"].transpose(1, 2).contiguous().transpose(1, 2)}  # the same values, strided
+            for label in ("mamba_ssm", "auto", "mamba_ssm, strided"):
                 out = poisoned(inp["u"])
                 if label == "mamba_ssm":
                     mamba_call(lib, inp, out)()
-                else:
+                elif label == "auto":
                     selective_scan_triton(**inp, variant="auto", out=out)
+                else:
+                    mamba_model_layout_call(lib, model, out)()
                 torch.cuda.synchronize()
                 err, ok = check_output(out, ref, dtype)
                 failed += not ok
-                print(f"{label:9s} {str(dtype)[6:]:8s} {batch} x {dim} x {length} big={big!s:5s} rel err {err:.2e}"
+                print(f"{label:17s} {str(dtype)[6:]:8s} {batch} x {dim} x {length} big={big!s:5s} rel err {err:.2e}"
                       f" {'ok' if ok else 'FAIL'}")
     return failed
 
@@ -178,8 +200,9 @@ def main():
     copy_gbs = copy_bandwidth("cuda")
     print(f"\ncopy bandwidth {copy_gbs:.0f} GB/s; correctness: {failed} failed\n")
     print("| D x L | batch | dtype | mamba_ssm (us) | 'auto', same inputs (us) | speed-up | 'auto', model's layout "
-          "(us) | speed-up | 'auto' % of copy (model) | eager: mamba_ssm (us) | eager: edgemv op (us) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "(us) | speed-up | mamba_ssm, model's layout with its wrapper's copies (us) | speed-up | 'auto' % of copy "
+          "(model) | eager: mamba_ssm (us) | eager: edgemv op (us) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     g = torch.Generator(device="cuda").manual_seed(1)
     for dim, length in ((160, 196), (320, 49)):
         for dt_name in args.dtypes:
@@ -188,14 +211,17 @@ def main():
                 nbytes = scan_bytes(batch, dim, length, dtype)
 
                 def make(kind):
-                    inp = make_inputs(batch, dim, length, dtype, "cuda", model_layout=kind == "model", gen=g)
+                    inp = make_inputs(batch, dim, length, dtype, "cuda", model_layout=kind.endswith("model"), gen=g)
                     out = torch.empty_like(inp["u"])
                     if kind == "mamba":
                         return mamba_call(lib, inp, out)
+                    if kind == "mamba-model":
+                        return mamba_model_layout_call(lib, inp, out)
                     return lambda: selective_scan_triton(**inp, variant="auto", out=out)
                 ms_mamba = device_time_ms(lambda: make("mamba"), nbytes)
                 ms_same = device_time_ms(lambda: make("contiguous"), nbytes)
                 ms_model = device_time_ms(lambda: make("model"), nbytes)
+                ms_mamba_model = device_time_ms(lambda: make("mamba-model"), nbytes)
                 pct = 100 * nbytes / (ms_model * 1e-3) / 1e9 / copy_gbs
                 # eager, call by call: mamba_ssm through the ctypes launcher (leaner than its own Python wrapper),
                 # edgemv through its public op on the model's layout (what MambaVision's mixer calls)
@@ -203,7 +229,8 @@ def main():
                 inp = make_inputs(batch, dim, length, dtype, "cuda", model_layout=True, gen=g)
                 eager_edgemv = eager_time_ms(lambda: edgemv.ops.selective_scan(**inp, impl="triton"))
                 print(f"| {dim} x {length} | {batch} | {dt_name} | {ms_mamba * 1e3:.1f} | {ms_same * 1e3:.1f} | "
-                      f"{ms_mamba / ms_same:.1f}x | {ms_model * 1e3:.1f} | {ms_mamba / ms_model:.1f}x | {pct:.1f}% | "
+                      f"{ms_mamba / ms_same:.1f}x | {ms_model * 1e3:.1f} | {ms_mamba / ms_model:.1f}x | "
+                      f"{ms_mamba_model * 1e3:.1f} | {ms_mamba_model / ms_model:.1f}x | {pct:.1f}% | "
                       f"{eager_mamba * 1e3:.1f} | {eager_edgemv * 1e3:.1f} |", flush=True)
 
 
