@@ -214,7 +214,6 @@ def test_gradients_match_reference():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)  # the backward recomputes in float32
 
 
-
 def test_plain_eager_calls_skip_the_ops_dispatch_and_nothing_else_does(monkeypatch):
     # a plain eager call runs the implementation directly (the op's dispatch costs more host time than the GPU
     # kernel); a call that records gradients, runs under fake tensors or is traced goes through the op
@@ -240,6 +239,8 @@ def test_plain_eager_calls_skip_the_ops_dispatch_and_nothing_else_does(monkeypat
     rest = list(inp.values())[1:]
     torch.jit.trace(lambda u: ops.selective_scan(u, *rest, impl="ref"), (inp["u"],), check_trace=False)
     assert len(through_op) == 3
+
+
 def test_import_edgemv_stays_light():
     code = ("import sys, edgemv, edgemv.ops, edgemv.models; "
             "bad = [m for m in ('triton', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules]; "

@@ -47,16 +47,24 @@ def scan_cuda(tmp_path_factory):
     return _scan_cuda
 
 
+def _poisoned_run_error(scan_cuda, inp, out=None, ref=None, **opts):
+    """The emulated kernel's relative error against float64 (``ref``, else computed), writing into ``out`` (by default
+    a new (batch, D, L) tensor) poisoned with NaN first: every element must be written, and y must be out."""
+    out = torch.empty(inp["u"].shape) if out is None else out
+    out.fill_(float("nan"))
+    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, **opts)
+    assert y is out
+    return rel_err(y, scan_f64(**inp) if ref is None else ref)
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"b{c[0]}-d{c[1]}-L{c[2]}")
 def test_cuda_kernel_logic_on_cpu(scan_cuda, case, lanes):
     b, d, L, big, has_d, has_z, has_bias, softplus, layout, y_t = case
     inp = make(b, d, L, torch.float32, big, has_d, has_z, has_bias, layout, softplus=softplus)
-    out = torch.empty(b, L, d).transpose(1, 2) if y_t else torch.empty(b, d, L)
-    out.fill_(float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=lanes)
-    err = rel_err(y, scan_f64(**inp))
-    assert y is out and math.isfinite(err) and err < 1e-5, err
+    out = torch.empty(b, L, d).transpose(1, 2) if y_t else None
+    err = _poisoned_run_error(scan_cuda, inp, out, lanes=lanes)
+    assert math.isfinite(err) and err < 1e-5, err
 
 
 @pytest.mark.parametrize("big", [False, True])
@@ -64,9 +72,7 @@ def test_fast_softplus_of_16_bit_inputs_on_cpu(scan_cuda, big):
     # the softplus fp16/bf16 inputs get (log2(1 + v), an absolute error of ~6e-8 in delta), built here for float32:
     # far inside the fp16 tolerance (2e-3), and still near float32's
     inp = make(2, 40, 70, torch.float32, big, True, False, True, True, softplus=True)
-    out = torch.full((2, 40, 70), float("nan"))
-    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, defines=("LEAN_FAST_SOFTPLUS=1",))
-    err = rel_err(y, scan_f64(**inp))
+    err = _poisoned_run_error(scan_cuda, inp, lanes=2, defines=("LEAN_FAST_SOFTPLUS=1",))
     assert math.isfinite(err) and err < 2e-5, err
 
 
@@ -127,19 +133,15 @@ def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along):
     inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)  # u contiguous
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
-    out = torch.full((b, d, L), float("nan"))  # poisoned: every element must be written
-    y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, **{form: True})
-    err = rel_err(y, scan_f64(**inp))
-    assert y is out and math.isfinite(err) and err < 1e-5, err
+    err = _poisoned_run_error(scan_cuda, inp, lanes=2, **{form: True})
+    assert math.isfinite(err) and err < 1e-5, err
 
 
 def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda):
     # each L maps a run's elements to (channel, step) by its own reciprocal: every L, a full and a partial block
     for L in range(1, 65):
         inp = make(1, 19, L, torch.float32, True, True, False, True, False, softplus=True)
-        out = torch.full((1, 19, L), float("nan"))
-        y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, short=True)
-        err = rel_err(y, scan_f64(**inp))
+        err = _poisoned_run_error(scan_cuda, inp, lanes=2, short=True)
         assert math.isfinite(err) and err < 1e-5, (L, err)
 
 
@@ -170,13 +172,11 @@ def test_rows_and_short_forms_on_random_shapes_and_layouts_on_cpu(scan_cuda):
         if not torch.isfinite(ref).all() or ref.abs().max() > 1e6:
             continue
         for form in taken:
-            out = torch.full((b, d, L), float("nan"))
             try:
-                y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, **{form: True})
+                err = _poisoned_run_error(scan_cuda, inp, ref=ref, lanes=2, **{form: True})
             except ValueError:
                 continue
             taken[form] += 1
-            err = rel_err(y, ref)
             assert math.isfinite(err) and err < 1e-5, (seed, form, b, d, L, err)
     assert min(taken.values()) > 0, (seed, taken)
 
@@ -213,10 +213,8 @@ def test_a_remembered_layout_takes_each_calls_tensors_and_still_refuses_what_it_
         for seed in range(3):
             torch.manual_seed(seed)
             inp = make(2, 40, 14, torch.float32, True, True, False, True, True, softplus=True)
-            out = torch.full((2, 40, 14), float("nan"))
-            y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, lanes=2, rows=rows)
-            err = rel_err(y, scan_f64(**inp))
-            assert y is out and math.isfinite(err) and err < 1e-5, (rows, seed, err)
+            err = _poisoned_run_error(scan_cuda, inp, lanes=2, rows=rows)
+            assert math.isfinite(err) and err < 1e-5, (rows, seed, err)
     assert len(scan_cuda._layouts) == 2  # one per form: the later calls took the remembered layouts
     shifted = torch.randn(2 * 40 * 14 + 1)[1:].view(2, 40, 14)  # u's rows 4 bytes off an 8-byte boundary
     if shifted.data_ptr() % 8:

@@ -28,16 +28,23 @@ def _ref(inp):
     return scan_f64(**{k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()})
 
 
+def _poisoned_run_error(inp, dtype, **opts):
+    """The CUDA kernel's relative error against float64, writing into a NaN-poisoned out (every element must be
+    written, and y must be out)."""
+    out = torch.full(inp["u"].shape, float("nan"), device="cuda", dtype=dtype)
+    y = scan_cuda.selective_scan_cuda(**inp, out=out, **opts)
+    assert y is out
+    return rel_err(y.cpu(), _ref(inp))
+
+
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("shape", [(3, 160, 196, True), (2, 320, 49, False), (1, 40, 7, True), (2, 24, 33, False)])
 def test_cuda_kernel_matches_float64(lanes, dtype, shape):
     b, d, L, layout = shape
     inp = _cuda(make(b, d, L, dtype, big=L == 49, has_z=d == 24, model_layout=layout))
-    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
-    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=lanes)
-    err = rel_err(y.cpu(), _ref(inp))
-    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+    err = _poisoned_run_error(inp, dtype, lanes=lanes)
+    assert math.isfinite(err) and err < TOL[dtype], err
 
 
 def test_auto_falls_back_from_a_cuda_choice_the_inputs_do_not_allow(tmp_path, monkeypatch):
@@ -66,9 +73,7 @@ def test_cuda_kernel_reads_parameters_in_their_own_dtype(dtype):
     for name in ("A", "D", "delta_bias"):
         inp[name] = inp[name].to(dtype)
     params_before = {name: inp[name].clone() for name in ("A", "D", "delta_bias")}
-    out = torch.full((2, 160, 196), float("nan"), device="cuda", dtype=dtype)
-    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2)
-    err = rel_err(y.cpu(), _ref(inp))
+    err = _poisoned_run_error(inp, dtype, lanes=2)
     assert math.isfinite(err) and err < TOL[dtype], err
     assert all(torch.equal(inp[k], v) for k, v in params_before.items())
 
@@ -89,10 +94,8 @@ def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along):
     inp = _cuda(make(b, d, L, dtype, big=L in (48, 64), model_layout=strided_bc))
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
-    out = torch.full((b, d, L), float("nan"), device="cuda", dtype=dtype)
-    y = scan_cuda.selective_scan_cuda(**inp, out=out, lanes=2, **{form: True})
-    err = rel_err(y.cpu(), _ref(inp))
-    assert y is out and math.isfinite(err) and err < TOL[dtype], err
+    err = _poisoned_run_error(inp, dtype, lanes=2, **{form: True})
+    assert math.isfinite(err) and err < TOL[dtype], err
 
 
 def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_path, monkeypatch):

@@ -199,11 +199,20 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
             raise ValueError("the CUDA scan kernel needs non-negative channel/state/step strides below 2**25")
     A, D, bias = _weights(A, D, delta_bias)
     sz = z.stride() if z is not None else (0, 0, 0)
-    p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), dim, length, *u.stride(), *delta.stride(), *A.stride(), *B.stride(), *C.stride(), *sz,
-               *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
+    p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), dim, length, *u.stride(), *delta.stride(),
+               *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
                _DTYPES[A.dtype], _DTYPES[D.dtype] if D is not None else 0,
                _DTYPES[bias.dtype] if bias is not None else 0)
     return p, y, (A, D, bias)
+
+
+def _form_refusal(form, z, lanes):
+    """What the rows and short forms share: 2 lanes per channel (ROWS_LANES), no z."""
+    if lanes not in ROWS_LANES:
+        return f"the {form} kernel takes lanes {ROWS_LANES}, got {lanes}"
+    if z is not None:
+        return f"the {form} kernel does not take z"
+    return None
 
 
 def rows_refusal(u, delta, z, y, lanes):
@@ -212,10 +221,8 @@ def rows_refusal(u, delta, z, y, lanes):
     delta the same, or contiguous along D (the model's layout) with 8-byte aligned steps and D a multiple of the
     elements per 8 bytes; a sequence's rows (D x the channel stride) within 2^31 elements. It is built with 2 lanes
     per channel (ROWS_LANES) and takes no z."""
-    if lanes not in ROWS_LANES:
-        return f"the rows kernel takes lanes {ROWS_LANES}, got {lanes}"
-    if z is not None:
-        return "the rows kernel does not take z"
+    if reason := _form_refusal("rows", z, lanes):
+        return reason
     size = u.element_size()
     vec = 8 // size
     if u.shape[2] % vec:
@@ -240,10 +247,8 @@ def short_refusal(u, delta, z, y, lanes):
     run of 8-byte words and writes y the same way, so each needs unit stride along L, channel stride L and 8-byte
     aligned sequences; delta the same, or contiguous along D with 8-byte aligned steps and D a multiple of the elements
     per 8 bytes. L from 1 to SHORT_MAX_L, a sequence within 2^31 elements, 2 lanes per channel, no z."""
-    if lanes not in ROWS_LANES:
-        return f"the short kernel takes lanes {ROWS_LANES}, got {lanes}"
-    if z is not None:
-        return "the short kernel does not take z"
+    if reason := _form_refusal("short", z, lanes):
+        return reason
     batch, dim, length = u.shape
     if not 1 <= length <= SHORT_MAX_L:
         return f"the short kernel takes L from 1 to {SHORT_MAX_L}, got {length}"

@@ -12,8 +12,8 @@ candidates the first eager forward of MambaVision-T took 59 s on an H200, with t
 the file.
 Where the CUDA C++ kernel is available (edgemv.ops.scan_cuda: nvcc found, ``EDGEMV_SCAN_CUDA`` not 0) it is a
 candidate too: its staged form with 2 and 4 lanes per channel, its rows form (u contiguous along L) and its short
-form (L up to 64, u contiguous) with 2; the
-file key says whether it was, so a choice made without it is not reused where it could win.
+form (L up to 64, u contiguous) with 2; the file key says whether it was, so a choice made without it is not reused
+where it could win.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """

@@ -342,12 +342,25 @@ __global__ void __launch_bounds__(WARP, min_blocks<SPLIT>()) scan_n8_kernel(Para
 // the short form (L up to 64, a block's whole sequences at once): scan_short.cuh
 #include "scan_short.cuh"
 
+namespace {
+// f(std::bool_constant<A>, std::bool_constant<B>) for run-time a and b: how an entry point picks a kernel's
+// compile-time flags (softplus, the layout of delta) from the parameter block
+template <typename F>
+void with_flags(bool a, bool b, F&& f) {
+  if (a) b ? f(std::true_type{}, std::true_type{}) : f(std::true_type{}, std::false_type{});
+  else b ? f(std::false_type{}, std::true_type{}) : f(std::false_type{}, std::false_type{});
+}
+// the grid of the one-warp-block forms: blocks of `channels` channels, one row of blocks per sequence
+dim3 grid_of(const Params& p, int channels, int batch) {
+  return dim3{(unsigned)((p.dim + channels - 1) / channels), (unsigned)batch, 1};
+}
+}  // namespace
+
 #ifdef EDGEMV_CPU_EMULATION
 // fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
 extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
-  const int ch = WARP / split;
-  dim3 grid{(unsigned)((p->dim + ch - 1) / ch), (unsigned)batch, 1};
+  const dim3 grid = grid_of(*p, WARP / split, batch);
   if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 1>(*p); });
   else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 2>(*p); });
   else emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 4>(*p); });
@@ -358,106 +371,82 @@ extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
 extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   if (split != rows::SPLIT) return 1;
-  dim3 grid{(unsigned)((p->dim + WARP / split - 1) / (WARP / split)), (unsigned)batch, 1};
-  auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
-  if (p->sdt_l == 1) p->softplus ? run(rows::scan_rows_kernel<float, true, true>)
-                                 : run(rows::scan_rows_kernel<float, false, true>);
-  else p->softplus ? run(rows::scan_rows_kernel<float, true, false>) : run(rows::scan_rows_kernel<float, false, false>);
+  with_flags(p->softplus, p->sdt_l == 1, [&](auto softplus, auto dt_l) {
+    emulate_launch(grid_of(*p, WARP / rows::SPLIT, batch),
+                   WARP, [p] { rows::scan_rows_kernel<float, decltype(softplus)::value, decltype(dt_l)::value>(*p); });
+  });
   return 0;
 }
 
-// split must be short_form::SPLIT; L at most short_form::MAX_L
+// split must be short_form::SPLIT; L from 1 to short_form::MAX_L
 extern "C" int edgemv_scan_short_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
-  if (split != short_form::SPLIT || p->length > short_form::MAX_L) return 1;
-  dim3 grid{(unsigned)((p->dim + short_form::CH - 1) / short_form::CH), (unsigned)batch, 1};
-  auto run = [&](auto kernel) { emulate_launch(grid, WARP, [p, kernel] { kernel(*p); }); };
-  if (short_form::delta_flat(*p)) p->softplus ? run(short_form::scan_short_kernel<float, true, true>)
-                                              : run(short_form::scan_short_kernel<float, false, true>);
-  else p->softplus ? run(short_form::scan_short_kernel<float, true, false>)
-                   : run(short_form::scan_short_kernel<float, false, false>);
+  if (split != short_form::SPLIT || p->length < 1 || p->length > short_form::MAX_L) return 1;
+  with_flags(p->softplus, short_form::delta_flat(*p), [&](auto softplus, auto flat) {
+    emulate_launch(grid_of(*p, short_form::CH, batch), WARP, [p] {
+      short_form::scan_short_kernel<float, decltype(softplus)::value, decltype(flat)::value>(*p);
+    });
+  });
   return 0;
 }
 #else
 namespace {
-template <typename E>
-void launch(const Params& p, int split, int batch, cudaStream_t s) {
-  const int ch = WARP / split;
-  dim3 grid((unsigned)((p.dim + ch - 1) / ch), (unsigned)batch);
-  if (split == 1) scan_n8_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
-  else if (split == 2) scan_n8_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
-  else scan_n8_kernel<E, 4><<<grid, WARP, 0, s>>>(p);
+// f(E{}) for the element type of dtype code 0 fp32, 1 fp16, 2 bf16; the launch's cudaError_t
+template <typename F>
+int with_dtype(int dtype, F&& f) {
+  if (dtype == 0) f(float{});
+  else if (dtype == 1) f(__half{});
+  else f(__nv_bfloat16{});
+  return (int)cudaGetLastError();
 }
 }  // namespace
 
 // dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1, 2 or 4). Returns a cudaError_t. (void* parameter block:
 // see selective_scan_fwd.cu.)
 extern "C" int edgemv_scan_n8_cuda(const void* params, int dtype, int split, int batch, void* stream) {
-  const Params* p = static_cast<const Params*>(params);
+  const Params& p = *static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (dtype == 0) launch<float>(*p, split, batch, s);
-  else if (dtype == 1) launch<__half>(*p, split, batch, s);
-  else launch<__nv_bfloat16>(*p, split, batch, s);
-  return (int)cudaGetLastError();
-}
-
-namespace {
-template <typename E, bool SOFTPLUS>
-void launch_rows(const Params& p, int batch, cudaStream_t s) {
-  constexpr int CH = WARP / rows::SPLIT;
-  dim3 grid((unsigned)((p.dim + CH - 1) / CH), (unsigned)batch);
-  if (p.sdt_l == 1) rows::scan_rows_kernel<E, SOFTPLUS, true><<<grid, WARP, 0, s>>>(p);
-  else rows::scan_rows_kernel<E, SOFTPLUS, false><<<grid, WARP, 0, s>>>(p);  // delta along D
-}
-template <typename E>
-void launch_rows(const Params& p, int batch, cudaStream_t s) {
-  if (p.softplus) launch_rows<E, true>(p, batch, s);
-  else launch_rows<E, false>(p, batch, s);
-}
-}  // namespace
-
-namespace {
-template <typename E, bool SOFTPLUS, bool DT_FLAT>
-void launch_short(const Params& p, int batch, cudaStream_t s) {
-  auto kernel = short_form::scan_short_kernel<E, SOFTPLUS, DT_FLAT>;
-  static const bool carveout = [&] {  // all of the unified memory as shared memory: 20 blocks and more
-    cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared);
-    return true;
-  }();
-  (void)carveout;
-  dim3 grid((unsigned)((p.dim + short_form::CH - 1) / short_form::CH), (unsigned)batch);
-  kernel<<<grid, WARP, short_form::shared_bytes((int)p.length, (int)sizeof(E)), s>>>(p);
-}
-template <typename E>
-void launch_short(const Params& p, int batch, cudaStream_t s) {
-  const bool flat = short_form::delta_flat(p);
-  if (p.softplus) flat ? launch_short<E, true, true>(p, batch, s) : launch_short<E, true, false>(p, batch, s);
-  else flat ? launch_short<E, false, true>(p, batch, s) : launch_short<E, false, false>(p, batch, s);
-}
-}  // namespace
-
-// the short form (scan_short.cuh); split must be short_form::SPLIT, L at most short_form::MAX_L. edgemv.ops.scan_cuda
-// checks its layout and alignment first.
-extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, int batch, void* stream) {
-  const Params* p = static_cast<const Params*>(params);
-  cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (split != short_form::SPLIT || p->length < 1 || p->length > short_form::MAX_L) return (int)cudaErrorInvalidValue;
-  if (dtype == 0) launch_short<float>(*p, batch, s);
-  else if (dtype == 1) launch_short<__half>(*p, batch, s);
-  else launch_short<__nv_bfloat16>(*p, batch, s);
-  return (int)cudaGetLastError();
+  return with_dtype(dtype, [&](auto e) {
+    using E = decltype(e);
+    const dim3 grid = grid_of(p, WARP / split, batch);
+    if (split == 1) scan_n8_kernel<E, 1><<<grid, WARP, 0, s>>>(p);
+    else if (split == 2) scan_n8_kernel<E, 2><<<grid, WARP, 0, s>>>(p);
+    else scan_n8_kernel<E, 4><<<grid, WARP, 0, s>>>(p);
+  });
 }
 
 // the rows form (scan_rows.cuh); split must be rows::SPLIT. edgemv.ops.scan_cuda checks its layout and alignment
 // first.
 extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, int batch, void* stream) {
-  const Params* p = static_cast<const Params*>(params);
+  const Params& p = *static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (split != rows::SPLIT) return (int)cudaErrorInvalidValue;
-  if (dtype == 0) launch_rows<float>(*p, batch, s);
-  else if (dtype == 1) launch_rows<__half>(*p, batch, s);
-  else launch_rows<__nv_bfloat16>(*p, batch, s);
-  return (int)cudaGetLastError();
+  return with_dtype(dtype, [&](auto e) {
+    with_flags(p.softplus, p.sdt_l == 1, [&](auto softplus, auto dt_l) {  // delta along L, else along D
+      rows::scan_rows_kernel<decltype(e), decltype(softplus)::value, decltype(dt_l)::value>
+          <<<grid_of(p, WARP / rows::SPLIT, batch), WARP, 0, s>>>(p);
+    });
+  });
+}
+
+// the short form (scan_short.cuh); split must be short_form::SPLIT, L from 1 to short_form::MAX_L.
+// edgemv.ops.scan_cuda checks its layout and alignment first.
+extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, int batch, void* stream) {
+  const Params& p = *static_cast<const Params*>(params);
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  if (split != short_form::SPLIT || p.length < 1 || p.length > short_form::MAX_L) return (int)cudaErrorInvalidValue;
+  return with_dtype(dtype, [&](auto e) {
+    using E = decltype(e);
+    with_flags(p.softplus, short_form::delta_flat(p), [&](auto softplus, auto flat) {
+      auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>;
+      // all of the unified memory as shared memory (20 blocks per SM and more), set once per kernel
+      static const bool carveout = (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                         cudaSharedmemCarveoutMaxShared), true);
+      (void)carveout;
+      const int bytes = short_form::shared_bytes((int)p.length, (int)sizeof(E));
+      kernel<<<grid_of(p, short_form::CH, batch), WARP, bytes, s>>>(p);
+    });
+  });
 }
 #endif
 
