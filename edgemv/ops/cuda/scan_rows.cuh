@@ -185,20 +185,25 @@ __global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params
         q += dt_rows;
       }
     }
+    // B and C: predicated loads, as above (a select of a loaded value or zero would wait there for the load, and the
+    // tail's loads go out before the last whole chunk's scan); steps past a tail are staged stale and never read
     if (bc_along_n) {
       const E* q2 = bcn_lane + t0 * bcn_sl;
       const int two_steps = 2 * (int)bcn_sl;
 #pragma unroll
-      for (int k = 0; k < TT / 2; ++k)
-        r.bc[k] = (FULL || t0 + 2 * k + bc_step < length) ? q2[k * two_steps] : from_f<E>(0.0f);
+      for (int k = 0; k < TT / 2; ++k) {
+        if (FULL || t0 + 2 * k + bc_step < length) r.bc[k] = q2[k * two_steps];
+      }
     } else {
       const bool in = (TT == WARP || lane < TT) && (FULL || t0 + lane < length);
       const E* bp = b_lane + (int64_t)t0 * p.sB_l;
       const E* cp = c_lane + (int64_t)t0 * p.sC_l;
 #pragma unroll
       for (int n = 0; n < N; ++n) {  // a 32-bit offset from the chunk's pointer: one wide multiply-add per address
-        r.bc[n] = in ? bp[n * sbn] : from_f<E>(0.0f);
-        r.bc[N + n] = in ? cp[n * scn] : from_f<E>(0.0f);
+        if (in) {
+          r.bc[n] = bp[n * sbn];
+          r.bc[N + n] = cp[n * scn];
+        }
       }
     }
   };

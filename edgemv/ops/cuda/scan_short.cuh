@@ -90,7 +90,8 @@ scan_short_kernel(Params p) {
   E* y_run = static_cast<E*>(p.y) + bat * p.sy_b + (int64_t)c0 * length;
   const E* dt_bat = static_cast<const E*>(p.dt) + bat * p.sdt_b;
 
-  // 1. every load of the block goes out before any is used
+  // 1. every load of the block goes out before any is used (predicated loads: a select of a loaded value or zero
+  // waited there for its load, and held both in registers; the stage below reads only the steps below L)
   uint2 uw[UW], dw[DTW];
   E u_rest = from_f<E>(0.0f), dt_rest = from_f<E>(0.0f);
 #pragma unroll
@@ -128,15 +129,19 @@ scan_short_kernel(Params p) {
     const int64_t sl = val < N ? p.sB_l : p.sC_l;
     const E* q = (val < N ? Bb + val : Cb + (val - N)) + step * sl;
 #pragma unroll
-    for (int k = 0; k < BCW; ++k) bc[k] = 2 * k + step < length ? q[2 * k * sl] : from_f<E>(0.0f);
+    for (int k = 0; k < BCW; ++k) {
+      if (2 * k + step < length) bc[k] = q[2 * k * sl];
+    }
   } else {  // steps lane and lane + 32, all 2 N values of each
 #pragma unroll
     for (int s = 0; s < 2; ++s) {
       const int t = lane + s * WARP;
 #pragma unroll
       for (int n = 0; n < N; ++n) {
-        bc[s * 2 * N + n] = t < length ? Bb[t * p.sB_l + n * p.sB_n] : from_f<E>(0.0f);
-        bc[s * 2 * N + N + n] = t < length ? Cb[t * p.sC_l + n * p.sC_n] : from_f<E>(0.0f);
+        if (t < length) {
+          bc[s * 2 * N + n] = Bb[t * p.sB_l + n * p.sB_n];
+          bc[s * 2 * N + N + n] = Cb[t * p.sC_l + n * p.sC_n];
+        }
       }
     }
   }
