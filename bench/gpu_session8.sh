@@ -3,6 +3,7 @@
 # loads out before the previous one's scan; commit "experiment: the short form pipelined", reverted by the next commit:
 # slower at every batch) against the one-shot short form at 320 x 49, and its register budget (SHORT_PIPE_MIN_BLOCKS:
 # 16, the default, and 12). GPU tests of the forms first. Output also in $OUT/session8.log.
+# It needs that commit's tree: git checkout 3f884ef (the kernels "short 2 x2" .. are gone since).
 set -u
 export EDGEMV_CACHE_DIR=$(mktemp -d)
 LOG=${OUT:-/tmp}/session8.log

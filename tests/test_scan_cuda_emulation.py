@@ -123,14 +123,8 @@ SHORT_CASES = [
 ]
 
 
-# each form's options: the short form one sequence per block, or two (pipelined: the second one's loads go out
-# before the first one's scan)
-FORMS = {"rows": {"rows": True}, "short": {"short": True}, "short pipelined": {"short": True, "items": 2}}
-
-
 @pytest.mark.parametrize("delta_along", ["L", "D"])
-@pytest.mark.parametrize("form,case", [("rows", c) for c in ROWS_CASES]
-                         + [(f, c) for f in ("short", "short pipelined") for c in SHORT_CASES],
+@pytest.mark.parametrize("form,case", [("rows", c) for c in ROWS_CASES] + [("short", c) for c in SHORT_CASES],
                          ids=lambda v: v if isinstance(v, str) else f"b{v[0]}-d{v[1]}-L{v[2]}")
 def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along):
     b, d, L, big, has_d, has_bias, softplus, strided_bc = case
@@ -139,19 +133,8 @@ def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along):
     inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)  # u contiguous
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
-    err = _poisoned_run_error(scan_cuda, inp, lanes=2, **FORMS[form])
+    err = _poisoned_run_error(scan_cuda, inp, lanes=2, **{form: True})
     assert math.isfinite(err) and err < 1e-5, err
-
-
-@pytest.mark.parametrize("items", [2, 3, 4])
-def test_pipelined_short_kernel_takes_every_sequence_of_the_batch_on_cpu(scan_cuda, items):
-    # blocks of `items` sequences, the last one partial (or whole): each sequence scanned from a zero state with its
-    # own inputs, in both delta layouts; a batch of one
-    for b, model_layout in ((7, True), (6, False), (1, True)):
-        inp = make(b, 20, 49, torch.float32, True, True, False, True, model_layout, softplus=True)
-        inp["u"] = inp["u"].contiguous()
-        err = _poisoned_run_error(scan_cuda, inp, lanes=2, short=True, items=items)
-        assert math.isfinite(err) and err < 1e-5, (b, model_layout, err)
 
 
 def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda):

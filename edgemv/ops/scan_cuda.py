@@ -59,10 +59,9 @@ class Params(ctypes.Structure):
     _fields_ = ([(name, ctypes.c_void_p) for name in ("u", "dt", "B", "C", "z", "A", "D", "bias", "y")]
                 + [(name, ctypes.c_int64) for name in (
                     "dim", "length", "su_b", "su_d", "su_l", "sdt_b", "sdt_d", "sdt_l", "sA_d", "sA_n",
-                    "sB_b", "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_d", "sz_l", "sy_b", "sy_d", "sy_l",
-                    "batch")]
+                    "sB_b", "sB_n", "sB_l", "sC_b", "sC_n", "sC_l", "sz_b", "sz_d", "sz_l", "sy_b", "sy_d", "sy_l")]
                 + [(name, ctypes.c_int) for name in ("has_d", "has_z", "has_bias", "softplus", "A_dtype", "D_dtype",
-                                                      "bias_dtype", "items")])
+                                                      "bias_dtype")])
 
 
 def cache_dir() -> str:
@@ -201,10 +200,9 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     A, D, bias = _weights(A, D, delta_bias)
     sz = z.stride() if z is not None else (0, 0, 0)
     p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), dim, length, *u.stride(), *delta.stride(),
-               *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(), batch,
-               int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
+               *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
                _DTYPES[A.dtype], _DTYPES[D.dtype] if D is not None else 0,
-               _DTYPES[bias.dtype] if bias is not None else 0, 1)
+               _DTYPES[bias.dtype] if bias is not None else 0)
     return p, y, (A, D, bias)
 
 
@@ -326,27 +324,18 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        lanes=4, rows=False, short=False, items=1, defines=()):
+                        lanes=4, rows=False, short=False, defines=()):
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
     or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
     ``rows=True`` runs the rows form (cuda/scan_rows.cuh), ``short=True`` the short form (cuda/scan_short.cuh); each
-    raises ValueError for inputs it cannot take (:func:`rows_refusal`, :func:`short_refusal`). ``items`` (short form
-    only): sequences of the batch per block; above 1 the pipelined build loads a block's next sequence while it scans
-    the current one."""
-    _check_items(items, short)
+    raises ValueError for inputs it cannot take (:func:`rows_refusal`, :func:`short_refusal`)."""
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
-    p.items = items
     if y.numel() == 0:
         return y
     lib = library(u.device, defines)
     launch(_entry(lib, "cuda", rows, short), p, u, lanes)
     del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
     return y
-
-
-def _check_items(items, short):
-    if not isinstance(items, int) or items < 1 or (items > 1 and not short):
-        raise ValueError(f"items must be 1, or a positive count for the short form, got {items!r}")
 
 
 def _entry(lib, suffix, rows, short):
@@ -385,15 +374,13 @@ def _cpu_library(defines: tuple = ()):
 
 
 def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                                 lanes=1, rows=False, short=False, items=1, defines=()):
+                                 lanes=1, rows=False, short=False, defines=()):
     """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic.
     ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
-    _check_items(items, short)
     A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
-    p.items = items
     if y.numel():
         lib = _cpu_library(tuple(defines))
         if _entry(lib, "cpu", rows, short)(ctypes.addressof(p), int(lanes), u.shape[0]) != 0:

@@ -29,10 +29,8 @@ struct Params {  // mirrored by edgemv.ops.scan_cuda.Params (checked against edg
   int64_t dim, length;
   int64_t su_b, su_d, su_l, sdt_b, sdt_d, sdt_l, sA_d, sA_n, sB_b, sB_n, sB_l, sC_b, sC_n, sC_l;
   int64_t sz_b, sz_d, sz_l, sy_b, sy_d, sy_l;
-  int64_t batch;
   int has_d, has_z, has_bias, softplus;
   int A_dtype, D_dtype, bias_dtype;  // 0 fp32, 1 fp16, 2 bf16
-  int items;  // sequences of the batch per block, one after another (the short form; the others take 1)
 };
 
 template <typename E> __device__ __forceinline__ float to_f(E x);

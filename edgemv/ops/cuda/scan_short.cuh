@@ -11,9 +11,6 @@
 // stages it in shared memory (u as loaded, its 8-byte words; delta as fp32 with its bias and softplus, once per
 // element; B and C as fp32), scans, writes each y over its step's u, and stores the run as it was loaded. One load
 // phase per block and no chunk loop (the shared memory is sized by L at launch: 8.8 KB at L = 49 in 16 bits).
-// A block may take several sequences of the batch (Params::items, one after another): the pipelined build (PIPE)
-// then issues the next sequence's loads before it scans the current one, so they land while it scans (the one-shot
-// build leaves a block's load phase exposed: about 9 of 15 us at 320 x 49 batch 128, docs/benchmarks.md).
 // edgemv.ops.scan_cuda.short_refusal says what it cannot take; callers run another form then.
 #pragma once
 
@@ -37,18 +34,6 @@ constexpr int CH = WARP / SPLIT, K = N / SPLIT;
 #ifndef SHORT_MIN_BLOCKS_F32
 #define SHORT_MIN_BLOCKS_F32 16
 #endif
-// the pipelined build keeps the next sequence's loads in registers through the scan (about 64 more in 16 bits)
-#ifndef SHORT_PIPE_MIN_BLOCKS
-#define SHORT_PIPE_MIN_BLOCKS 16
-#endif
-#ifndef SHORT_PIPE_MIN_BLOCKS_F32
-#define SHORT_PIPE_MIN_BLOCKS_F32 10
-#endif
-template <typename E, bool PIPE>
-constexpr int min_blocks() {
-  return PIPE ? (sizeof(E) == 4 ? SHORT_PIPE_MIN_BLOCKS_F32 : SHORT_PIPE_MIN_BLOCKS)
-              : (sizeof(E) == 4 ? SHORT_MIN_BLOCKS_F32 : SHORT_MIN_BLOCKS);
-}
 
 // A channel's row of s_dt holds delta for Lp steps: at least L + 1 (the scan reads two steps at a time, past L when
 // L is odd) and 2 mod 4, so a row is an odd number of 8-byte units and the 16 channels' 64-bit reads of one step
@@ -76,9 +61,9 @@ __device__ __forceinline__ void row_step(int e, int length, float inv_length, in
 
 constexpr int GROUP = 8;  // steps the scan unrolls (a runtime loop over groups, then the last steps one by one)
 
-// PIPE: the next sequence's loads go out before the current one's scan (see the top of the file)
-template <typename E, bool SOFTPLUS, bool DT_FLAT, bool PIPE>
-__global__ void __launch_bounds__(WARP, min_blocks<E, PIPE>()) scan_short_kernel(Params p) {
+template <typename E, bool SOFTPLUS, bool DT_FLAT>
+__global__ void __launch_bounds__(WARP, sizeof(E) == 4 ? SHORT_MIN_BLOCKS_F32 : SHORT_MIN_BLOCKS)
+scan_short_kernel(Params p) {
   constexpr int V = kVec<E>;
   constexpr int UW = CH * MAX_L / V / WARP;  // 8-byte words of u (or flat delta) per lane, at most
   constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
@@ -95,135 +80,138 @@ __global__ void __launch_bounds__(WARP, min_blocks<E, PIPE>()) scan_short_kernel
   float* s_bc = smem + CH * lp;       // [step] B_0..7, C_0..7, padding
   E* s_u = reinterpret_cast<E*>(smem + shared_floats(length));  // the run of u as loaded; y takes each u's place
   const int lane = threadIdx.x, ch = lane / SPLIT, part = lane % SPLIT;
+  const int64_t bat = blockIdx.y;
   const int c0 = blockIdx.x * CH, rows_here = min(CH, (int)p.dim - c0);
   const int cc = min(c0 + ch, (int)p.dim - 1);  // lanes past the last channel compute a copy of it (never stored)
-  // the block's run of u and of y in a sequence: rows_here * L elements from channel c0 (scan_cuda.short_refusal:
-  // channel stride L, 8-byte aligned starts), as whole 8-byte words and fewer than V elements after them
+  // the block's run of u and of y: rows_here * L elements from channel c0 (scan_cuda.short_refusal: channel stride L,
+  // 8-byte aligned starts), as whole 8-byte words and fewer than V elements after them
   const int elems = rows_here * length, words = elems / V, rest = elems - words * V;
+  const E* u_run = static_cast<const E*>(p.u) + bat * p.su_b + (int64_t)c0 * length;
+  E* y_run = static_cast<E*>(p.y) + bat * p.sy_b + (int64_t)c0 * length;
+  const E* dt_bat = static_cast<const E*>(p.dt) + bat * p.sdt_b;
+
+  // 1. every load of the block goes out before any is used (predicated loads: a select of a loaded value or zero
+  // waited there for its load, and held both in registers; the stage below reads only the steps below L)
+  uint2 uw[UW], dw[DTW];
+  E u_rest = from_f<E>(0.0f), dt_rest = from_f<E>(0.0f);
+#pragma unroll
+  for (int i = 0; i < UW; ++i) {
+    if (lane + i * WARP < words) uw[i] = reinterpret_cast<const uint2*>(u_run)[lane + i * WARP];
+  }
+  if (lane < rest) u_rest = u_run[words * V + lane];
   // delta along D: lane stages channels dc .. dc + V - 1 of steps dt_step + k ROW_STEPS
   const int dc = (lane % ROW_LANES) * V, dt_step = lane / ROW_LANES;
+  float bias[DT_FLAT ? 1 : V];
+  if constexpr (DT_FLAT) {
+    const E* dt_run = dt_bat + (int64_t)c0 * length;
+#pragma unroll
+    for (int i = 0; i < DTW; ++i) {
+      if (lane + i * WARP < words) dw[i] = reinterpret_cast<const uint2*>(dt_run)[lane + i * WARP];
+    }
+    if (lane < rest) dt_rest = dt_run[words * V + lane];
+  } else {
+    const E* q = dt_bat + c0 + dc + dt_step * p.sdt_l;
+    const bool in = c0 + dc < p.dim;  // whole groups of V channels (the host checks that V divides D)
+#pragma unroll
+    for (int k = 0; k < DTW; ++k) {
+      if (in && dt_step + k * ROW_STEPS < length) dw[k] = *reinterpret_cast<const uint2*>(q + k * ROW_STEPS * p.sdt_l);
+    }
+#pragma unroll
+    for (int e = 0; e < V; ++e)
+      bias[e] = p.has_bias ? param_f(p.bias, min(c0 + dc + e, (int)p.dim - 1), p.bias_dtype) : 0.0f;
+  }
+  const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
+  const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
   const bool bc_along_n = p.sB_n == 1 && p.sC_n == 1;
-  const int bc_val = lane % (2 * N), bc_step = lane / (2 * N);  // B and C along N: value and step of this lane
-  float bias[DT_FLAT ? 1 : V], dskip, a[K], h[K];  // read after the first loads are out (read_params)
-  auto read_params = [&] {
-    if constexpr (DT_FLAT) {
-      if (lane < CH) s_bias[lane] = p.has_bias ? param_f(p.bias, min(c0 + lane, (int)p.dim - 1), p.bias_dtype) : 0.0f;
-    } else {
+  E bc[BCW];
+  if (bc_along_n) {  // value lane % 16 (B_0..7, C_0..7) of steps 2 k + lane / 16
+    const int val = lane % (2 * N), step = lane / (2 * N);
+    const int64_t sl = val < N ? p.sB_l : p.sC_l;
+    const E* q = (val < N ? Bb + val : Cb + (val - N)) + step * sl;
 #pragma unroll
-      for (int e = 0; e < V; ++e)
-        bias[e] = p.has_bias ? param_f(p.bias, min(c0 + dc + e, (int)p.dim - 1), p.bias_dtype) : 0.0f;
+    for (int k = 0; k < BCW; ++k) {
+      if (2 * k + step < length) bc[k] = q[2 * k * sl];
     }
-    dskip = p.has_d ? param_f(p.D, cc, p.D_dtype) : 0.0f;
+  } else {  // steps lane and lane + 32, all 2 N values of each
 #pragma unroll
-    for (int j = 0; j < K; ++j) a[j] = param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * rows::LOG2E;
-  };
-
-  // 1. a sequence's loads into registers, every one out before any is used
-  uint2 uw[UW], dw[DTW];
-  E u_rest = from_f<E>(0.0f), dt_rest = from_f<E>(0.0f), bc[BCW];
-  auto load = [&](int64_t bat) {
-    const E* u_run = static_cast<const E*>(p.u) + bat * p.su_b + (int64_t)c0 * length;
+    for (int s = 0; s < 2; ++s) {
+      const int t = lane + s * WARP;
 #pragma unroll
-    for (int i = 0; i < UW; ++i) {
-      if (lane + i * WARP < words) uw[i] = reinterpret_cast<const uint2*>(u_run)[lane + i * WARP];
-    }
-    if (lane < rest) u_rest = u_run[words * V + lane];
-    const E* dt_bat = static_cast<const E*>(p.dt) + bat * p.sdt_b;
-    if constexpr (DT_FLAT) {
-      const E* dt_run = dt_bat + (int64_t)c0 * length;
-#pragma unroll
-      for (int i = 0; i < DTW; ++i) {
-        if (lane + i * WARP < words) dw[i] = reinterpret_cast<const uint2*>(dt_run)[lane + i * WARP];
-      }
-      if (lane < rest) dt_rest = dt_run[words * V + lane];
-    } else {
-      const E* q = dt_bat + c0 + dc + dt_step * p.sdt_l;
-      const bool in = c0 + dc < p.dim;  // whole groups of V channels (the host checks that V divides D)
-#pragma unroll
-      for (int k = 0; k < DTW; ++k) {
-        if (in && dt_step + k * ROW_STEPS < length) dw[k] = *reinterpret_cast<const uint2*>(q + k * ROW_STEPS * p.sdt_l);
-      }
-    }
-    const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
-    const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
-    if (bc_along_n) {  // value lane % 16 (B_0..7, C_0..7) of steps 2 k + lane / 16
-      const int64_t sl = bc_val < N ? p.sB_l : p.sC_l;
-      const E* q = (bc_val < N ? Bb + bc_val : Cb + (bc_val - N)) + bc_step * sl;
-#pragma unroll
-      for (int k = 0; k < BCW; ++k) {
-        if (2 * k + bc_step < length) bc[k] = q[2 * k * sl];  // predicated: no select waits on the load
-      }
-    } else {  // steps lane and lane + 32, all 2 N values of each
-#pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        const int t = lane + s * WARP;
-#pragma unroll
-        for (int n = 0; n < N; ++n) {
-          if (t < length) {
-            bc[s * 2 * N + n] = Bb[t * p.sB_l + n * p.sB_n];
-            bc[s * 2 * N + N + n] = Cb[t * p.sC_l + n * p.sC_n];
-          }
+      for (int n = 0; n < N; ++n) {
+        if (t < length) {
+          bc[s * 2 * N + n] = Bb[t * p.sB_l + n * p.sB_n];
+          bc[s * 2 * N + N + n] = Cb[t * p.sC_l + n * p.sC_n];
         }
       }
     }
-  };
+  }
+  if (DT_FLAT && lane < CH)
+    s_bias[lane] = p.has_bias ? param_f(p.bias, min(c0 + lane, (int)p.dim - 1), p.bias_dtype) : 0.0f;
+  const float dskip = p.has_d ? param_f(p.D, cc, p.D_dtype) : 0.0f;
+  float a[K], h[K];
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    a[j] = param_f(p.A, cc * p.sA_d + (part * K + j) * p.sA_n, p.A_dtype) * rows::LOG2E;
+    h[j] = 0.0f;
+  }
 
   // 2. stage: u as loaded; delta as fp32 (flat: element by element to its (channel, step), its channel's bias from
   // s_bias; along D: a group of V channels of one step); B and C a value per lane
-  auto stage = [&] {
 #pragma unroll
-    for (int i = 0; i < UW; ++i) {
-      if (lane + i * WARP < words) reinterpret_cast<uint2*>(s_u)[lane + i * WARP] = uw[i];
-    }
-    if (lane < rest) s_u[words * V + lane] = u_rest;
-    if constexpr (DT_FLAT) {
+  for (int i = 0; i < UW; ++i) {
+    if (lane + i * WARP < words) reinterpret_cast<uint2*>(s_u)[lane + i * WARP] = uw[i];
+  }
+  if (lane < rest) s_u[words * V + lane] = u_rest;
+  if constexpr (DT_FLAT) {
+    __syncwarp();  // s_bias
 #pragma unroll
-      for (int i = 0; i < DTW; ++i) {
-        const int word = lane + i * WARP;
-        if (word < words) {
-          float x[V];
-          rows::unpack<E>(dw[i], x);
+    for (int i = 0; i < DTW; ++i) {
+      const int word = lane + i * WARP;
+      if (word < words) {
+        float x[V];
+        rows::unpack<E>(dw[i], x);
 #pragma unroll
-          for (int e = 0; e < V; ++e) {
-            int r, t;
-            row_step(word * V + e, length, inv_length, r, t);
-            s_dt[r * lp + t] = step_size<E, SOFTPLUS>(x[e] + s_bias[r]);
-          }
-        }
-      }
-      if (lane < rest) {
-        int r, t;
-        row_step(words * V + lane, length, inv_length, r, t);
-        s_dt[r * lp + t] = step_size<E, SOFTPLUS>(to_f(dt_rest) + s_bias[r]);
-      }
-    } else if (c0 + dc < p.dim) {
-#pragma unroll
-      for (int k = 0; k < DTW; ++k) {
-        const int t = dt_step + k * ROW_STEPS;
-        if (t < length) {
-          float x[V];
-          rows::unpack<E>(dw[k], x);
-#pragma unroll
-          for (int e = 0; e < V; ++e) s_dt[(dc + e) * lp + t] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
+        for (int e = 0; e < V; ++e) {
+          int r, t;
+          row_step(word * V + e, length, inv_length, r, t);
+          s_dt[r * lp + t] = step_size<E, SOFTPLUS>(x[e] + s_bias[r]);
         }
       }
     }
-    if (bc_along_n) {
+    if (lane < rest) {
+      int r, t;
+      row_step(words * V + lane, length, inv_length, r, t);
+      s_dt[r * lp + t] = step_size<E, SOFTPLUS>(to_f(dt_rest) + s_bias[r]);
+    }
+  } else if (c0 + dc < p.dim) {
 #pragma unroll
-      for (int k = 0; k < BCW; ++k) {
-        if (2 * k + bc_step < length) s_bc[(2 * k + bc_step) * BC_STRIDE + bc_val] = to_f(bc[k]);
-      }
-    } else {
+    for (int k = 0; k < DTW; ++k) {
+      const int t = dt_step + k * ROW_STEPS;
+      if (t < length) {
+        float x[V];
+        rows::unpack<E>(dw[k], x);
 #pragma unroll
-      for (int s = 0; s < 2; ++s) {
-        const int t = lane + s * WARP;
-        if (t < length) {
-#pragma unroll
-          for (int v = 0; v < 2 * N; ++v) s_bc[t * BC_STRIDE + v] = to_f(bc[s * 2 * N + v]);
-        }
+        for (int e = 0; e < V; ++e) s_dt[(dc + e) * lp + t] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
       }
     }
-  };
+  }
+  if (bc_along_n) {
+    const int val = lane % (2 * N), step = lane / (2 * N);
+#pragma unroll
+    for (int k = 0; k < BCW; ++k) {
+      if (2 * k + step < length) s_bc[(2 * k + step) * BC_STRIDE + val] = to_f(bc[k]);
+    }
+  } else {
+#pragma unroll
+    for (int s = 0; s < 2; ++s) {
+      const int t = lane + s * WARP;
+      if (t < length) {
+#pragma unroll
+        for (int v = 0; v < 2 * N; ++v) s_bc[t * BC_STRIDE + v] = to_f(bc[s * 2 * N + v]);
+      }
+    }
+  }
+  __syncwarp();
 
   // 3. scan: groups of GROUP steps unrolled, B and C read a step ahead (volatile: they stay ahead). y of step t goes
   // to u's place of step t: both lanes of the channel have read it, since the shuffle needs both sums.
@@ -248,67 +236,37 @@ __global__ void __launch_bounds__(WARP, min_blocks<E, PIPE>()) scan_short_kernel
     acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
     if ((t & 1) == part) u_row[t] = from_f<E>(fmaf(dskip, x, acc));
   };
-  auto scan = [&] {
+  StepBC<K> ring[2];
+  read_step(0, ring[0]);
+  int t0 = 0;
+  for (; t0 + GROUP <= length; t0 += GROUP) {
+    float d[GROUP];
 #pragma unroll
-    for (int j = 0; j < K; ++j) h[j] = 0.0f;
-    StepBC<K> ring[2];
-    read_step(0, ring[0]);
-    int t0 = 0;
-    for (; t0 + GROUP <= length; t0 += GROUP) {
-      float d[GROUP];
-#pragma unroll
-      for (int i = 0; i < GROUP; i += 2) {
-        const float2 dv = *reinterpret_cast<const float2*>(&dt_row[t0 + i]);
-        d[i] = dv.x; d[i + 1] = dv.y;
-      }
-#pragma unroll
-      for (int i = 0; i < GROUP; ++i) {
-        read_step(t0 + i + 1, ring[(i + 1) & 1]);  // at most row L (s_bc has Lp > L rows)
-        step(t0 + i, d[i], ring[i & 1]);
-      }
+    for (int i = 0; i < GROUP; i += 2) {
+      const float2 dv = *reinterpret_cast<const float2*>(&dt_row[t0 + i]);
+      d[i] = dv.x; d[i + 1] = dv.y;
     }
+#pragma unroll
+    for (int i = 0; i < GROUP; ++i) {
+      read_step(t0 + i + 1, ring[(i + 1) & 1]);  // at most row L (s_bc has Lp > L rows)
+      step(t0 + i, d[i], ring[i & 1]);
+    }
+  }
 #pragma unroll 1
-    for (int t = t0; t < length; ++t) {
-      StepBC<K> o;
-      read_step(t, o);
-      step(t, dt_row[t], o);
-    }
-  };
+  for (int t = t0; t < length; ++t) {
+    StepBC<K> o;
+    read_step(t, o);
+    step(t, dt_row[t], o);
+  }
+  __syncwarp();
 
   // 4. the run of y from u's places, as u was read
-  auto store = [&](int64_t bat) {
-    E* y_run = static_cast<E*>(p.y) + bat * p.sy_b + (int64_t)c0 * length;
 #pragma unroll
-    for (int i = 0; i < UW; ++i) {
-      const int word = lane + i * WARP;
-      if (word < words) reinterpret_cast<uint2*>(y_run)[word] = reinterpret_cast<const uint2*>(s_u)[word];
-    }
-    if (lane < rest) y_run[words * V + lane] = s_u[words * V + lane];
-  };
-
-  // the block's sequences: items of them from blockIdx.y items (each lane stages and stores the same words of s_u,
-  // so only the scan, which reads other lanes' staging and writes other lanes' words, is fenced by barriers)
-  const int64_t first = (int64_t)blockIdx.y * p.items;
-  load(first);
-  read_params();
-  if (DT_FLAT) __syncwarp();  // s_bias
-  if constexpr (PIPE) {
-    const int64_t end = min(first + (int64_t)p.items, p.batch);
-    for (int64_t bat = first; bat < end; ++bat) {
-      stage();
-      __syncwarp();
-      if (bat + 1 < end) load(bat + 1);
-      scan();
-      __syncwarp();
-      store(bat);
-    }
-  } else {  // one sequence (as a loop, the loads' registers stayed live through the scan for a next trip, and spilled)
-    stage();
-    __syncwarp();
-    scan();
-    __syncwarp();
-    store(first);
+  for (int i = 0; i < UW; ++i) {
+    const int word = lane + i * WARP;
+    if (word < words) reinterpret_cast<uint2*>(y_run)[word] = reinterpret_cast<const uint2*>(s_u)[word];
   }
+  if (lane < rest) y_run[words * V + lane] = s_u[words * V + lane];
 }
 
 }  // namespace short_form

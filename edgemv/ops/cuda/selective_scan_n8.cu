@@ -382,16 +382,10 @@ extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
 extern "C" int edgemv_scan_short_cpu(const void* params, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   if (split != short_form::SPLIT || p->length < 1 || p->length > short_form::MAX_L) return 1;
-  if (p->items < 1) return 1;
   with_flags(p->softplus, short_form::delta_flat(*p), [&](auto softplus, auto flat) {
-    auto launch = [&](auto pipe) {
-      emulate_launch(grid_of(*p, short_form::CH, (batch + p->items - 1) / p->items), WARP, [p] {
-        short_form::scan_short_kernel<float, decltype(softplus)::value, decltype(flat)::value,
-                                      decltype(pipe)::value>(*p);
-      });
-    };
-    if (p->items > 1) launch(std::true_type{});
-    else launch(std::false_type{});
+    emulate_launch(grid_of(*p, short_form::CH, batch), WARP, [p] {
+      short_form::scan_short_kernel<float, decltype(softplus)::value, decltype(flat)::value>(*p);
+    });
   });
   return 0;
 }
@@ -440,23 +434,17 @@ extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, i
 extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, int batch, void* stream) {
   const Params& p = *static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
-  if (split != short_form::SPLIT || p.length < 1 || p.length > short_form::MAX_L || p.items < 1)
-    return (int)cudaErrorInvalidValue;
+  if (split != short_form::SPLIT || p.length < 1 || p.length > short_form::MAX_L) return (int)cudaErrorInvalidValue;
   return with_dtype(dtype, [&](auto e) {
     using E = decltype(e);
     with_flags(p.softplus, short_form::delta_flat(p), [&](auto softplus, auto flat) {
-      auto launch = [&](auto pipe) {  // one instantiation (and one static below) per kernel
-        auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value,
-                                                    decltype(pipe)::value>;
-        // all of the unified memory as shared memory (20 blocks per SM and more), set once per kernel
-        static const bool carveout = (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                           cudaSharedmemCarveoutMaxShared), true);
-        (void)carveout;
-        const int bytes = short_form::shared_bytes((int)p.length, (int)sizeof(E));
-        kernel<<<grid_of(p, short_form::CH, (batch + p.items - 1) / p.items), WARP, bytes, s>>>(p);
-      };
-      if (p.items > 1) launch(std::true_type{});  // the pipelined build
-      else launch(std::false_type{});
+      auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>;
+      // all of the unified memory as shared memory (20 blocks per SM and more), set once per kernel
+      static const bool carveout = (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                         cudaSharedmemCarveoutMaxShared), true);
+      (void)carveout;
+      const int bytes = short_form::shared_bytes((int)p.length, (int)sizeof(E));
+      kernel<<<grid_of(p, short_form::CH, batch), WARP, bytes, s>>>(p);
     });
   });
 }
