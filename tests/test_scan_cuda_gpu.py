@@ -98,6 +98,22 @@ def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along):
     assert math.isfinite(err) and err < TOL[dtype], err
 
 
+@pytest.mark.parametrize("model_layout", [True, False])
+def test_rows_kernel_wide_build_for_grids_beyond_one_wave(model_layout):
+    # float32 grids that the wide build (96 registers, 21 blocks per SM) runs in one wave and the default (128, 16
+    # per SM) does not run on it: 17 blocks per SM. It must match float64 as the default does; one wave of both,
+    # 16-bit inputs and more than one wave of the wide build keep the default
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    inp = _cuda(make(17 * sms, 16, 40, torch.float32, big=True, model_layout=model_layout))  # a block per sequence
+    inp["u"] = inp["u"].contiguous()
+    assert scan_cuda.rows_wide_build(inp["u"])
+    assert not scan_cuda.rows_wide_build(inp["u"][:sms])
+    assert not scan_cuda.rows_wide_build(torch.empty(30 * sms, 16, 40, device="cuda"))
+    assert not scan_cuda.rows_wide_build(inp["u"].half())
+    err = _poisoned_run_error(inp, torch.float32, lanes=2, rows=True)
+    assert math.isfinite(err) and err < TOL[torch.float32], err
+
+
 def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_path, monkeypatch):
     from edgemv.ops.scan_triton import selective_scan_triton
 

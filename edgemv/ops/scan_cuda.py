@@ -8,7 +8,8 @@ shared-memory layouts or over how a chunk's loads are addressed. The kernel has 
   computed once per element), one-warp blocks with 2 or 4 lanes per channel (``lanes``: 4 or 2 states each);
 - rows (``rows=True``; u and y contiguous along L, delta along L or along D, 8-byte aligned rows, no z;
   :func:`rows_refusal` says what it cannot take): each lane scans its channel's row, 2 lanes per channel; u and y
-  pass through shared memory in whole 8-byte groups of rows, moved by the warp a sector at a time;
+  pass through shared memory in whole 8-byte groups of rows, moved by the warp a sector at a time; float32 grids
+  just over one wave run a build with fewer registers and more blocks per SM (:func:`rows_wide_build`);
 - short (``short=True``; L up to :data:`SHORT_MAX_L`, u and y contiguous, delta contiguous or along D, no z;
   :func:`short_refusal`): as rows, but a block reads its channels' whole sequences at once, u and y as one
   contiguous run of 8-byte words whatever L is (MambaVision's last level has L = 49, whose 16-bit rows the rows form
@@ -41,7 +42,7 @@ import tempfile
 import torch
 
 __all__ = ["LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cxx", "launch", "nvcc",
-           "rows_refusal", "short_refusal", "selective_scan_cuda", "selective_scan_cpu_emulation"]
+           "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda", "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,8 @@ def _library(arch: str, defines: tuple = ()):
     for fn in (lib.edgemv_scan_n8_cuda, lib.edgemv_scan_rows_cuda, lib.edgemv_scan_short_cuda):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    lib.edgemv_scan_rows_wide.restype = ctypes.c_int
+    lib.edgemv_scan_rows_wide.argtypes = [ctypes.c_longlong, ctypes.c_int, ctypes.c_int]
     return lib
 
 
@@ -336,6 +339,13 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     launch(_entry(lib, "cuda", rows, short), p, u, lanes)
     del keep  # the launch is queued; the caching allocator keeps the float32 copies' memory for the stream
     return y
+
+
+def rows_wide_build(u, defines=()) -> bool:
+    """Whether the rows form runs its wide build (float32: 96 registers, 21 one-warp blocks per SM) for u's shape:
+    when it takes the grid in one wave and the default build does not, on u's device (cuda/scan_rows.cuh)."""
+    with torch.cuda.device(u.device):
+        return bool(library(u.device, defines).edgemv_scan_rows_wide(u.shape[1], _DTYPES[u.dtype], u.shape[0]))
 
 
 def _entry(lib, suffix, rows, short):

@@ -73,10 +73,17 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
 }
 
 // one-warp blocks per SM the register allocation must allow with 2 lanes per channel (a build knob: 14 fits 160 x
-// 196 batch 128 in one wave, 1,280 warps on 132 SMs, and gives the 16-bit kernels about 125 registers; 12 (about 145
-// since u and y are staged, 165 before) and 16 were as fast or slower; docs/benchmarks.md)
+// 196 batch 128 in one wave, 1,280 warps on 132 SMs; ptxas gives a one-warp block 128, 96 or 80 registers, and 14
+// and 16 both give 128, 16 blocks per SM; 12 and 18-20 were slower; docs/benchmarks.md)
 #ifndef ROWS_MIN_BLOCKS
 #define ROWS_MIN_BLOCKS 14
+#endif
+// the wide build (float32 only): 96 registers, 21 blocks per SM, for grids it runs in one wave and the default build
+// does not (160 x 196 batch 256: 2,560 blocks, one wave of 2,772 against two of 2,112 on 132 SMs; 14% faster there
+// on an H200; slower in one wave of both, and no faster at two waves against three). float32 fits 96 registers
+// without spilling; the 16-bit kernels spill and were slower at every batch (docs/benchmarks.md).
+#ifndef ROWS_WIDE_MIN_BLOCKS
+#define ROWS_WIDE_MIN_BLOCKS 18
 #endif
 
 constexpr int SPLIT = 2;  // lanes per channel
@@ -103,8 +110,8 @@ struct StepBC {  // a step's B and C for this lane's K states
   float b[K], c[K];
 };
 
-template <typename E, bool SOFTPLUS, bool DT_L>
-__global__ void __launch_bounds__(WARP, ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
+template <typename E, bool SOFTPLUS, bool DT_L, bool WIDE = false>
+__global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
   constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads

@@ -399,6 +399,31 @@ int with_dtype(int dtype, F&& f) {
   else f(__nv_bfloat16{});
   return (int)cudaGetLastError();
 }
+
+// blocks per SM of a float32 rows build (its variants' registers are alike: the model's layout stands for them)
+template <bool WIDE>
+int rows_resident() {
+  static const int n = [] {
+    int r = 0;
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, rows::scan_rows_kernel<float, true, false, WIDE>, WARP, 0);
+    return r;
+  }();
+  return n;
+}
+
+// whether the rows form runs its wide build (scan_rows.cuh, ROWS_WIDE_MIN_BLOCKS; float32 only) for a grid of
+// `blocks` on the current device: when it takes them in one wave and the default build does not (160 x 196 batch
+// 256: one wave against two, 14% faster on an H200; at batch 512, two waves against three, it was as fast or 6%
+// slower, so more waves keep the default)
+bool rows_wide(int dtype, long long blocks) {
+  if (dtype != 0) return false;
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const long long slots = (long long)rows_resident<false>() * sms, wide_slots = (long long)rows_resident<true>() * sms;
+  if (slots <= 0 || wide_slots <= 0) return false;
+  return blocks > slots && blocks <= wide_slots;
+}
 }  // namespace
 
 // dtype: 0 fp32, 1 fp16, 2 bf16; split: lanes per channel (1, 2 or 4). Returns a cudaError_t. (void* parameter block:
@@ -421,12 +446,30 @@ extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, i
   const Params& p = *static_cast<const Params*>(params);
   cudaStream_t s = static_cast<cudaStream_t>(stream);
   if (split != rows::SPLIT) return (int)cudaErrorInvalidValue;
+  const dim3 grid = grid_of(p, WARP / rows::SPLIT, batch);
+  const bool wide = rows_wide(dtype, (long long)grid.x * grid.y);
   return with_dtype(dtype, [&](auto e) {
     with_flags(p.softplus, p.sdt_l == 1, [&](auto softplus, auto dt_l) {  // delta along L, else along D
-      rows::scan_rows_kernel<decltype(e), decltype(softplus)::value, decltype(dt_l)::value>
-          <<<grid_of(p, WARP / rows::SPLIT, batch), WARP, 0, s>>>(p);
+      using E = decltype(e);
+      constexpr bool sp = decltype(softplus)::value, along_l = decltype(dt_l)::value;
+      auto launch = [&](auto wide_build) {
+        rows::scan_rows_kernel<E, sp, along_l, decltype(wide_build)::value><<<grid, WARP, 0, s>>>(p);
+      };
+      if constexpr (std::is_same_v<E, float>) {
+        if (wide) launch(std::true_type{});
+        else launch(std::false_type{});
+      } else {
+        launch(std::false_type{});
+      }
     });
   });
+}
+
+// 1 when the rows form runs its wide build for `dim` channels and `batch` sequences on the current device, else 0
+// (rows_wide, for the tests and benchmarks)
+extern "C" int edgemv_scan_rows_wide(long long dim, int dtype, int batch) {
+  const long long channels = WARP / rows::SPLIT;
+  return rows_wide(dtype, (dim + channels - 1) / channels * batch) ? 1 : 0;
 }
 
 // the short form (scan_short.cuh); split must be short_form::SPLIT, L from 1 to short_form::MAX_L.
