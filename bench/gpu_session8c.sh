@@ -1,7 +1,7 @@
 #!/bin/bash
 # Eighth session, fourth device call: the rows form's register budget again after the predicated B and C loads.
 # ptxas gives a one-warp block 128, 96 or 80 registers; ROWS_MIN_BLOCKS 14 (the default) and 16 give 128 (16 blocks
-# per SM), 18 and 20 give 96 (21 per SM: 160 x 196 batch 256, 2,560 blocks, in one wave on 132 SMs) with 16-20 bytes
+# per SM), 18 and 20 give 96 (20 per SM: 160 x 196 batch 256, 2,560 blocks, in one wave on 132 SMs) with 16-20 bytes
 # spilled in 16 bits and none in fp32 (before: 52-80 bytes, and slower). Alternately, twice, at 160 x 196.
 # Output also in $OUT/session8c.log.
 set -u

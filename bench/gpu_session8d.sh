@@ -1,5 +1,5 @@
 #!/bin/bash
-# Eighth session, fifth and sixth device calls: the rows form's wide float32 build (96 registers, 21 blocks per SM),
+# Eighth session, fifth and sixth device calls: the rows form's wide float32 build (96 registers, 20 blocks per SM),
 # which the entry point picks for grids larger than one wave of the default build (fifth call), then (sixth, this
 # script as it stands) for grids it runs in fewer waves than the default build. GPU tests first (one new: the wide
 # build against float64), then float32 at 160 x 196 as shipped and with ROWS_WIDE_MIN_BLOCKS=14 (the wide build

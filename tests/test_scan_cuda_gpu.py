@@ -100,7 +100,7 @@ def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along):
 
 @pytest.mark.parametrize("model_layout", [True, False])
 def test_rows_kernel_wide_build_for_grids_beyond_one_wave(model_layout):
-    # float32 grids that the wide build (96 registers, 21 blocks per SM) runs in one wave and the default (128, 16
+    # float32 grids that the wide build (96 registers, 20 blocks per SM) runs in one wave and the default (128, 16
     # per SM) does not run on it: 17 blocks per SM. It must match float64 as the default does; one wave of both,
     # 16-bit inputs and more than one wave of the wide build keep the default
     sms = torch.cuda.get_device_properties(0).multi_processor_count

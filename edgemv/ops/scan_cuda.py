@@ -342,7 +342,7 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
 
 
 def rows_wide_build(u, defines=()) -> bool:
-    """Whether the rows form runs its wide build (float32: 96 registers, 21 one-warp blocks per SM) for u's shape:
+    """Whether the rows form runs its wide build (float32: 96 registers, 20 one-warp blocks per SM) for u's shape:
     when it takes the grid in one wave and the default build does not, on u's device (cuda/scan_rows.cuh)."""
     with torch.cuda.device(u.device):
         return bool(library(u.device, defines).edgemv_scan_rows_wide(u.shape[1], _DTYPES[u.dtype], u.shape[0]))

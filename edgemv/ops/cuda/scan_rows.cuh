@@ -78,8 +78,8 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
 #ifndef ROWS_MIN_BLOCKS
 #define ROWS_MIN_BLOCKS 14
 #endif
-// the wide build (float32 only): 96 registers, 21 blocks per SM, for grids it runs in one wave and the default build
-// does not (160 x 196 batch 256: 2,560 blocks, one wave of 2,772 against two of 2,112 on 132 SMs; 14% faster there
+// the wide build (float32 only): 96 registers, 20 blocks per SM, for grids it runs in one wave and the default build
+// does not (160 x 196 batch 256: 2,560 blocks, one wave of 2,640 against two of 2,112 on 132 SMs; 14% faster there
 // on an H200; slower in one wave of both, and no faster at two waves against three). float32 fits 96 registers
 // without spilling; the 16-bit kernels spill and were slower at every batch (docs/benchmarks.md).
 #ifndef ROWS_WIDE_MIN_BLOCKS
