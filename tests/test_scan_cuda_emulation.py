@@ -47,6 +47,13 @@ def scan_cuda(tmp_path_factory):
     return _scan_cuda
 
 
+def _expect_refusals(scan_cuda, cases, **opts):
+    """Each (inputs, message) of ``cases`` raises ValueError matching its message before the kernel runs."""
+    for bad, match in cases:
+        with pytest.raises(ValueError, match=match):
+            scan_cuda.selective_scan_cpu_emulation(**bad, **opts)
+
+
 def _poisoned_run_error(scan_cuda, inp, out=None, ref=None, **opts):
     """The emulated kernel's relative error against float64 (``ref``, else computed), writing into ``out`` (by default
     a new (batch, D, L) tensor) poisoned with NaN first: every element must be written, and y must be out."""
@@ -94,17 +101,13 @@ ROWS_CASES = [
 def test_rows_kernel_refuses_layouts_it_cannot_read(scan_cuda):
     inp = make(1, 8, 32, torch.float32, model_layout=False)
     odd_d = make(1, 7, 32, torch.float32, model_layout=True)  # delta along D, 7 channels: not whole 8-byte groups
-    for bad, match in ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L or along D"),
-                       (dict(inp, delta=torch.randn(1, 32, 8, 2)[..., 0].transpose(1, 2)), "delta"),
-                       (dict(inp, u=make(1, 8, 33, torch.float32)["u"][..., 1:]), "u contiguous"),
-                       (dict(inp, z=torch.randn(1, 8, 32)), "z")):
-        with pytest.raises(ValueError, match=match):
-            scan_cuda.selective_scan_cpu_emulation(**bad, rows=True, lanes=2)
     odd = make(1, 8, 31, torch.float32, model_layout=False)
-    with pytest.raises(ValueError, match="multiple of 2"):
-        scan_cuda.selective_scan_cpu_emulation(**odd, rows=True, lanes=2)
-    with pytest.raises(ValueError, match="lanes"):
-        scan_cuda.selective_scan_cpu_emulation(**inp, rows=True, lanes=1)
+    _expect_refusals(scan_cuda, ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L or along D"),
+                                 (dict(inp, delta=torch.randn(1, 32, 8, 2)[..., 0].transpose(1, 2)), "delta"),
+                                 (dict(inp, u=make(1, 8, 33, torch.float32)["u"][..., 1:]), "u contiguous"),
+                                 (dict(inp, z=torch.randn(1, 8, 32)), "z"),
+                                 (odd, "multiple of 2")), rows=True, lanes=2)
+    _expect_refusals(scan_cuda, ((inp, "lanes"),), rows=True, lanes=1)
 
 
 # the short form (cuda/scan_short.cuh): L up to 64, a block's whole sequences at once, u and y as one run of 8-byte
@@ -185,20 +188,15 @@ def test_short_kernel_refuses_layouts_it_cannot_read(scan_cuda):
     inp = make(1, 8, 30, torch.float32, model_layout=False)
     odd_d = make(1, 7, 30, torch.float32, model_layout=True)  # delta along D, 7 channels: not whole 8-byte groups
     padded = torch.randn(1, 8, 32)[..., :30]  # contiguous along L, channel stride 32: not one run
-    for bad, match in ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L and D, or along D"),
-                       (dict(inp, delta=padded), "delta"),
-                       (dict(inp, u=padded), "u contiguous along L and D"),
-                       (dict(inp, u=inp["u"].transpose(1, 2).contiguous().transpose(1, 2)), "u contiguous"),
-                       (dict(inp, z=torch.randn(1, 8, 30)), "z")):
-        with pytest.raises(ValueError, match=match):
-            scan_cuda.selective_scan_cpu_emulation(**bad, short=True, lanes=2)
     long = make(1, 8, 65, torch.float32, model_layout=False)
-    with pytest.raises(ValueError, match="L from 1 to 64"):
-        scan_cuda.selective_scan_cpu_emulation(**long, short=True, lanes=2)
-    with pytest.raises(ValueError, match="lanes"):
-        scan_cuda.selective_scan_cpu_emulation(**inp, short=True, lanes=4)
-    with pytest.raises(ValueError, match="one of rows and short"):
-        scan_cuda.selective_scan_cpu_emulation(**inp, short=True, rows=True, lanes=2)
+    _expect_refusals(scan_cuda, ((dict(odd_d, u=odd_d["u"].contiguous()), "delta contiguous along L and D, or along D"),
+                                 (dict(inp, delta=padded), "delta"),
+                                 (dict(inp, u=padded), "u contiguous along L and D"),
+                                 (dict(inp, u=inp["u"].transpose(1, 2).contiguous().transpose(1, 2)), "u contiguous"),
+                                 (dict(inp, z=torch.randn(1, 8, 30)), "z"),
+                                 (long, "L from 1 to 64")), short=True, lanes=2)
+    _expect_refusals(scan_cuda, ((inp, "lanes"),), short=True, lanes=4)
+    _expect_refusals(scan_cuda, ((inp, "one of rows and short"),), short=True, rows=True, lanes=2)
     shifted = torch.randn(8 * 30 + 1)[1:].view(1, 8, 30)  # 4 bytes off an 8-byte boundary
     if shifted.data_ptr() % 8:
         with pytest.raises(ValueError, match="8-byte aligned"):

@@ -203,7 +203,8 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     A, D, bias = _weights(A, D, delta_bias)
     sz = z.stride() if z is not None else (0, 0, 0)
     p = Params(*_addresses(u, delta, B, C, z, A, D, bias, y), dim, length, *u.stride(), *delta.stride(),
-               *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(), int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
+               *A.stride(), *B.stride(), *C.stride(), *sz, *y.stride(),
+               int(D is not None), int(z is not None), int(bias is not None), int(bool(delta_softplus)),
                _DTYPES[A.dtype], _DTYPES[D.dtype] if D is not None else 0,
                _DTYPES[bias.dtype] if bias is not None else 0)
     return p, y, (A, D, bias)

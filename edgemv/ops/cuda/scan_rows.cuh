@@ -110,6 +110,34 @@ struct StepBC {  // a step's B and C for this lane's K states
   float b[K], c[K];
 };
 
+// step t's B and C for this lane's K states (part K .. part K + K - 1) from an s_bc of BC_STRIDE-float rows; volatile
+// reads (lds_f4), so a read issued a step ahead stays there
+template <int K>
+__device__ __forceinline__ void read_bc(const float* s_bc, int t, int part, StepBC<K>& o) {
+  const float* row = &s_bc[t * BC_STRIDE + part * K];
+#pragma unroll
+  for (int j = 0; j < K; j += 4) {
+    const float4 bv = lds_f4(reinterpret_cast<const float4*>(row + j));
+    const float4 cv = lds_f4(reinterpret_cast<const float4*>(row + N + j));
+    o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
+    o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
+  }
+}
+
+// one step of the scan for this lane's K states (a in log2 units): h = 2^(d a) h + d x B, and the channel's C h, both
+// lanes' sums added with one shuffle (every lane of the warp calls it)
+template <int K>
+__device__ __forceinline__ float scan_step(float d, float x, const float (&a)[K], float (&h)[K], const StepBC<K>& o) {
+  const float du = d * x;
+  float acc = 0.0f;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    h[j] = fmaf(ex2(d * a[j]), h[j], du * o.b[j]);
+    acc = fmaf(h[j], o.c[j], acc);
+  }
+  return acc + __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
+}
+
 template <typename E, bool SOFTPLUS, bool DT_L, bool WIDE = false>
 __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
@@ -238,26 +266,16 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
         else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
       } else {
 #pragma unroll
-        for (int e = 0; e < V; ++e) s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
+        for (int e = 0; e < V; ++e)
+          s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
       }
-    }
-  };
-  auto read_step = [&](int t, StepBC<K>& o) {
-    const float* row = &s_bc[t * BC_STRIDE + part * K];
-#pragma unroll
-    for (int j = 0; j < K; j += 4) {
-      // volatile reads (lds_f4): issued a step ahead and kept there
-      const float4 bv = lds_f4(reinterpret_cast<const float4*>(row + j));
-      const float4 cv = lds_f4(reinterpret_cast<const float4*>(row + N + j));
-      o.b[j] = bv.x; o.b[j + 1] = bv.y; o.b[j + 2] = bv.z; o.b[j + 3] = bv.w;
-      o.c[j] = cv.x; o.c[j + 1] = cv.y; o.c[j + 2] = cv.z; o.c[j + 3] = cv.w;
     }
   };
   // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code); y
   // into s_y
   auto scan = [&](int nv) {
     StepBC<K> ring[2];
-    read_step(0, ring[0]);
+    read_bc(s_bc, 0, part, ring[0]);
 #pragma unroll
     for (int v = 0; v < NV; ++v) {
       if (v >= nv) break;
@@ -273,17 +291,8 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
 #pragma unroll
       for (int i = 0; i < V; ++i) {
         const int t = v * V + i;
-        if (t + 1 < TT) read_step(t + 1, ring[(t + 1) & 1]);  // a step ahead (rows past a tail are not used)
-        const float du = d[i] * x[i];
-        const StepBC<K>& o = ring[t & 1];
-        float acc = 0.0f;
-#pragma unroll
-        for (int j = 0; j < K; ++j) {
-          h[j] = fmaf(ex2(d[i] * a[j]), h[j], du * o.b[j]);
-          acc = fmaf(h[j], o.c[j], acc);
-        }
-        acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
-        y[i] = fmaf(dskip, x[i], acc);
+        if (t + 1 < TT) read_bc(s_bc, t + 1, part, ring[(t + 1) & 1]);  // a step ahead (rows past a tail: unused)
+        y[i] = fmaf(dskip, x[i], scan_step(d[i], x[i], a, h, ring[t & 1]));
       }
       if (v % SPLIT == part) s_y[ch * U_STRIDE + v] = pack<E>(y);  // each lane writes every other group
     }

@@ -20,6 +20,8 @@ namespace short_form {
 
 using rows::BC_STRIDE;
 using rows::kVec;
+using rows::read_bc;
+using rows::scan_step;
 using rows::StepBC;
 using rows::WARP;
 
@@ -217,27 +219,13 @@ scan_short_kernel(Params p) {
   // to u's place of step t: both lanes of the channel have read it, since the shuffle needs both sums.
   const float* dt_row = s_dt + ch * lp;
   E* u_row = s_u + ch * length;
-  auto read_step = [&](int t, StepBC<K>& o) {
-    const float* row = &s_bc[t * BC_STRIDE + part * K];
-    const float4 bv = lds_f4(reinterpret_cast<const float4*>(row));
-    const float4 cv = lds_f4(reinterpret_cast<const float4*>(row + N));
-    o.b[0] = bv.x; o.b[1] = bv.y; o.b[2] = bv.z; o.b[3] = bv.w;
-    o.c[0] = cv.x; o.c[1] = cv.y; o.c[2] = cv.z; o.c[3] = cv.w;
-  };
   auto step = [&](int t, float d, const StepBC<K>& o) {
     const float x = to_f(u_row[t]);
-    const float du = d * x;
-    float acc = 0.0f;
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-      h[j] = fmaf(ex2(d * a[j]), h[j], du * o.b[j]);
-      acc = fmaf(h[j], o.c[j], acc);
-    }
-    acc += __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
+    const float acc = scan_step(d, x, a, h, o);
     if ((t & 1) == part) u_row[t] = from_f<E>(fmaf(dskip, x, acc));
   };
   StepBC<K> ring[2];
-  read_step(0, ring[0]);
+  read_bc(s_bc, 0, part, ring[0]);
   int t0 = 0;
   for (; t0 + GROUP <= length; t0 += GROUP) {
     float d[GROUP];
@@ -248,14 +236,14 @@ scan_short_kernel(Params p) {
     }
 #pragma unroll
     for (int i = 0; i < GROUP; ++i) {
-      read_step(t0 + i + 1, ring[(i + 1) & 1]);  // at most row L (s_bc has Lp > L rows)
+      read_bc(s_bc, t0 + i + 1, part, ring[(i + 1) & 1]);  // at most row L (s_bc has Lp > L rows)
       step(t0 + i, d[i], ring[i & 1]);
     }
   }
 #pragma unroll 1
   for (int t = t0; t < length; ++t) {
     StepBC<K> o;
-    read_step(t, o);
+    read_bc(s_bc, t, part, o);
     step(t, dt_row[t], o);
   }
   __syncwarp();

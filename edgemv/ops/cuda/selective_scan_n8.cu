@@ -417,9 +417,12 @@ int rows_resident() {
 // slower, so more waves keep the default)
 bool rows_wide(int dtype, long long blocks) {
   if (dtype != 0) return false;
+  static int sm_counts[64] = {};  // per device, looked up on its first float32 call
   int device = 0, sms = 0;
   cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  int* known = device >= 0 && device < 64 ? &sm_counts[device] : &sms;
+  if (*known == 0) cudaDeviceGetAttribute(known, cudaDevAttrMultiProcessorCount, device);
+  sms = *known;
   const long long slots = (long long)rows_resident<false>() * sms, wide_slots = (long long)rows_resident<true>() * sms;
   if (slots <= 0 || wide_slots <= 0) return false;
   return blocks > slots && blocks <= wide_slots;
