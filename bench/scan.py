@@ -54,8 +54,11 @@ def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=
 
 
 def make_inputs(batch, dim, length, dtype, device, big=False, has_d=True, has_z=False, has_bias=True,
-                model_layout=True, n=8, gen=None):
-    """Random inputs; with ``model_layout`` delta, B, C are the strided views MambaVision's mixer passes."""
+                model_layout=True, n=8, gen=None, dt_rank=None):
+    """Random inputs; with ``model_layout`` delta, B, C are the strided views MambaVision's mixer passes: B and C
+    slices of x_proj's (batch, L, dt_rank + 2 n) output, dt_rank by default the model's, ceil(2 dim / 16) for a
+    mixer of dim channels per branch (20 at 160 channels, 40 at 320: rows of B and C 8-byte aligned in 16 and 32 bits;
+    before the ninth session these scripts used 5, unaligned)."""
     g = gen
     r = lambda *s: torch.randn(*s, generator=g, device=device)  # noqa: E731
     u = r(batch, dim, length).to(dtype)
@@ -67,8 +70,9 @@ def make_inputs(batch, dim, length, dtype, device, big=False, has_d=True, has_z=
     if not model_layout:
         delta = delta.contiguous()
     delta = delta.transpose(1, 2)
-    xdbl = r(batch, length, 5 + 2 * n).to(dtype)
-    B, C = xdbl[..., 5:5 + n].transpose(1, 2), xdbl[..., 5 + n:].transpose(1, 2)
+    rank = -(-2 * dim // 16) if dt_rank is None else dt_rank
+    xdbl = r(batch, length, rank + 2 * n).to(dtype)
+    B, C = xdbl[..., rank:rank + n].transpose(1, 2), xdbl[..., rank + n:].transpose(1, 2)
     if not model_layout:
         delta, B, C = delta.contiguous(), B.contiguous(), C.contiguous()
     D = r(dim) if has_d else None

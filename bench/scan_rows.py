@@ -55,10 +55,11 @@ CASES = [
 LAYOUTS = ("contiguous", "model", "B/C strided")
 
 
-def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True, layout="contiguous", gen=None):
-    """make_inputs in one of LAYOUTS (u always contiguous)."""
+def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True, layout="contiguous", gen=None,
+                dt_rank=None):
+    """make_inputs in one of LAYOUTS (u always contiguous; dt_rank: make_inputs', by default the model's)."""
     inp = make_inputs(batch, dim, length, dtype, "cuda", big, has_d, False, has_bias,
-                      model_layout=layout != "contiguous", gen=gen)
+                      model_layout=layout != "contiguous", gen=gen, dt_rank=dt_rank)
     if layout == "B/C strided":
         inp["delta"] = inp["delta"].contiguous()
     return inp
@@ -106,10 +107,13 @@ def main():
     ap.add_argument("--kernels", nargs="*", default=list(KERNELS), help=f"of {', '.join(KERNELS)}")
     ap.add_argument("--layouts", nargs="*", default=list(LAYOUTS), help=f"of {', '.join(LAYOUTS)}")
     ap.add_argument("--shape", type=int, nargs=2, default=[160, 196], metavar=("D", "L"))
+    ap.add_argument("--dt-rank", type=int, default=None,
+                    help="x_proj's dt_rank in the timed inputs (B and C's row offset; default the model's, "
+                         "ceil(2 D / 16); 5 leaves the rows unaligned)")
     args = ap.parse_args()
     defines = tuple(args.define)
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"defines {list(defines)}", flush=True)
+          f"defines {list(defines)}, dt_rank {args.dt_rank or 'the model'}", flush=True)
     ok = correctness(defines)
     copy_gbs = copy_bandwidth("cuda", mib=256, rep=100)
     print(f"copy bandwidth {copy_gbs:.0f} GB/s", flush=True)
@@ -126,7 +130,7 @@ def main():
                     nbytes = scan_bytes(b, dim, L, dt)
 
                     def make(label=label):
-                        inp = rows_inputs(b, dim, L, dt, layout=layout, gen=g)
+                        inp = rows_inputs(b, dim, L, dt, layout=layout, gen=g, dt_rank=args.dt_rank)
                         out = torch.empty_like(inp["u"])
                         return lambda: scan_cuda.selective_scan_cuda(**inp, out=out, defines=defines,
                                                                      **KERNELS[label])

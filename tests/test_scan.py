@@ -37,8 +37,10 @@ def scan_f64(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=
 
 
 def make(batch, dim, length, dtype=torch.float32, big=False, has_d=True, has_z=False, has_bias=True,
-         model_layout=True, n=8, softplus=True, seed=None):
-    """Fresh random inputs; ``big``: |delta * A| up to ~50; ``model_layout``: strided views, as the mixer passes."""
+         model_layout=True, n=8, softplus=True, seed=None, dt_rank=3):
+    """Fresh random inputs; ``big``: |delta * A| up to ~50; ``model_layout``: strided views, as the mixer passes
+    (B and C slices of one (batch, L, dt_rank + 2 n) tensor: dt_rank 3 leaves their rows unaligned, 4 and the
+    model's own, ceil(2 dim / 16), 8-byte aligned in 16 and 32 bits)."""
     g = torch.Generator().manual_seed(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     u = r(batch, dim, length).to(dtype)
@@ -50,8 +52,8 @@ def make(batch, dim, length, dtype=torch.float32, big=False, has_d=True, has_z=F
     else:  # tiny steps: softplus of about -8 .. -1, or tiny positive values without softplus
         delta = (r(batch, length, dim) - 4.0) if softplus else torch.rand(batch, length, dim, generator=g) * 1e-3
     delta = delta.to(dtype).transpose(1, 2)
-    xdbl = r(batch, length, 3 + 2 * n).to(dtype)
-    B, C = xdbl[..., 3:3 + n].transpose(1, 2), xdbl[..., 3 + n:].transpose(1, 2)
+    xdbl = r(batch, length, dt_rank + 2 * n).to(dtype)
+    B, C = xdbl[..., dt_rank:dt_rank + n].transpose(1, 2), xdbl[..., dt_rank + n:].transpose(1, 2)
     if not model_layout:
         delta, B, C = delta.contiguous(), B.contiguous(), C.contiguous()
     return dict(u=u, delta=delta, A=A, B=B, C=C,

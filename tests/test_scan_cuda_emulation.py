@@ -126,24 +126,35 @@ SHORT_CASES = [
 ]
 
 
+@pytest.mark.parametrize("bc_rows", ["unaligned", "aligned"])
 @pytest.mark.parametrize("delta_along", ["L", "D"])
 @pytest.mark.parametrize("form,case", [("rows", c) for c in ROWS_CASES] + [("short", c) for c in SHORT_CASES],
                          ids=lambda v: v if isinstance(v, str) else f"b{v[0]}-d{v[1]}-L{v[2]}")
-def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along):
+def test_rows_and_short_kernel_logic_on_cpu(scan_cuda, form, case, delta_along, bc_rows):
+    # bc_rows: B and C strided as the model's with rows 8-byte aligned or not (x_proj's dt_rank 4 or 3): the short
+    # form reads aligned ones in 8-byte groups, the others a value per lane (the rows form both a value per lane)
     b, d, L, big, has_d, has_bias, softplus, strided_bc = case
     if delta_along == "D" and d % 2:
         pytest.skip("delta along D takes whole 8-byte groups of channels")
-    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus)  # u contiguous
+    if bc_rows == "aligned" and not strided_bc:
+        pytest.skip("contiguous B and C lie along L, not in rows along N")
+    inp = make(b, d, L, torch.float32, big, has_d, False, has_bias, strided_bc, softplus=softplus,
+               dt_rank=4 if bc_rows == "aligned" else 3)  # u contiguous
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     err = _poisoned_run_error(scan_cuda, inp, lanes=2, **{form: True})
     assert math.isfinite(err) and err < 1e-5, err
 
 
-def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda):
-    # each L maps a run's elements to (channel, step) by its own reciprocal: every L, a full and a partial block
+@pytest.mark.parametrize("layout", ["contiguous", "model"])
+def test_short_kernel_takes_every_length_up_to_64_on_cpu(scan_cuda, layout):
+    # each L maps a run's elements to (channel, step) by its own reciprocal: every L, a full and a partial block;
+    # with the model's layout (delta along D, B and C in 8-byte aligned rows) every L's last access of B and C
     for L in range(1, 65):
-        inp = make(1, 19, L, torch.float32, True, True, False, True, False, softplus=True)
+        if layout == "model":
+            inp = make(1, 18, L, torch.float32, True, True, False, True, True, softplus=True, dt_rank=4)
+        else:
+            inp = make(1, 19, L, torch.float32, True, True, False, True, False, softplus=True)
         err = _poisoned_run_error(scan_cuda, inp, lanes=2, short=True)
         assert math.isfinite(err) and err < 1e-5, (L, err)
 
@@ -159,7 +170,8 @@ def test_rows_and_short_forms_on_random_shapes_and_layouts_on_cpu(scan_cuda):
         b, d = rng.choice([1, 2, 3]), rng.choice([1, 2, 5, 8, 16, 17, 33, 48])
         L = rng.choice([1, 2, 3, 5, 16, 31, 32, 33, 49, 63, 64, 65, 100])
         inp = make(b, d, L, torch.float32, rng.random() < 0.3, rng.random() < 0.5, False, rng.random() < 0.5,
-                   rng.random() < 0.5, softplus=rng.random() < 0.7, seed=rng.getrandbits(32))
+                   rng.random() < 0.5, softplus=rng.random() < 0.7, seed=rng.getrandbits(32),
+                   dt_rank=rng.choice([3, 4]))
         pick = rng.random()
         if pick < 0.4:
             inp["u"] = inp["u"].contiguous()

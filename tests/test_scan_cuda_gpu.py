@@ -84,27 +84,33 @@ FORM_SHAPES = ([("rows", s) for s in [(3, 160, 196, True), (2, 320, 48, False), 
                + [("short", s) for s in [(3, 320, 49, True), (2, 40, 64, False), (1, 24, 1, True), (2, 36, 33, False)]])
 
 
+@pytest.mark.parametrize("bc_rows", ["unaligned", "aligned"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("delta_along", ["L", "D"])
 @pytest.mark.parametrize("form,shape", FORM_SHAPES, ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)))
-def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along):
+def test_rows_and_short_kernels_match_float64(form, dtype, shape, delta_along, bc_rows):
     # u contiguous (both forms' condition), delta along L or along D (the model's layout); B and C strided as the
-    # model's or contiguous; large delta on one shape of each form
+    # model's (rows 8-byte aligned or not: the short form reads them in 8-byte groups or a value per lane) or
+    # contiguous; large delta on one shape of each form
     b, d, L, strided_bc = shape
-    inp = _cuda(make(b, d, L, dtype, big=L in (48, 64), model_layout=strided_bc))
+    if bc_rows == "aligned" and not strided_bc:
+        pytest.skip("contiguous B and C lie along L, not in rows along N")
+    inp = _cuda(make(b, d, L, dtype, big=L in (48, 64), model_layout=strided_bc,
+                     dt_rank=4 if bc_rows == "aligned" else 3))
     inp["delta"] = (inp["delta"].contiguous() if delta_along == "L"
                     else inp["delta"].transpose(1, 2).contiguous().transpose(1, 2))
     err = _poisoned_run_error(inp, dtype, lanes=2, **{form: True})
     assert math.isfinite(err) and err < TOL[dtype], err
 
 
-@pytest.mark.parametrize("model_layout", [True, False])
-def test_rows_kernel_wide_build_for_grids_beyond_one_wave(model_layout):
+@pytest.mark.parametrize("model_layout,dt_rank", [(True, 3), (True, 4), (False, 3)])
+def test_rows_kernel_wide_build_for_grids_beyond_one_wave(model_layout, dt_rank):
     # float32 grids that the wide build (96 registers, 20 blocks per SM) runs in one wave and the default (128, 16
     # per SM) does not run on it: 17 blocks per SM. It must match float64 as the default does; one wave of both,
     # 16-bit inputs and more than one wave of the wide build keep the default
     sms = torch.cuda.get_device_properties(0).multi_processor_count
-    inp = _cuda(make(17 * sms, 16, 40, torch.float32, big=True, model_layout=model_layout))  # a block per sequence
+    inp = _cuda(make(17 * sms, 16, 40, torch.float32, big=True, model_layout=model_layout,  # a block per sequence
+                     dt_rank=dt_rank))
     inp["u"] = inp["u"].contiguous()
     assert scan_cuda.rows_wide_build(inp["u"])
     assert not scan_cuda.rows_wide_build(inp["u"][:sms])

@@ -47,6 +47,21 @@ template <> __device__ __forceinline__ __half from_f<__half>(float x) { return _
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 #endif
 
+// an element's bits in a 32-bit word (16-bit types in the low half) and back to float: loads kept raw until staged
+__device__ __forceinline__ uint32_t to_bits(float x) { return __float_as_uint(x); }
+template <typename E> __device__ __forceinline__ float bits_to_f(uint32_t w);
+template <> __device__ __forceinline__ float bits_to_f<float>(uint32_t w) { return __uint_as_float(w); }
+#ifndef EDGEMV_CPU_EMULATION
+__device__ __forceinline__ uint32_t to_bits(__half x) { return __half_as_ushort(x); }
+__device__ __forceinline__ uint32_t to_bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
+template <> __device__ __forceinline__ float bits_to_f<__half>(uint32_t w) {
+  return __half2float(__ushort_as_half((unsigned short)w));
+}
+template <> __device__ __forceinline__ float bits_to_f<__nv_bfloat16>(uint32_t w) {
+  return __bfloat162float(__ushort_as_bfloat16((unsigned short)w));
+}
+#endif
+
 // element i of a parameter (A, D, delta_bias) stored as fp32, fp16 or bf16 (dtype code as Params)
 __device__ __forceinline__ float param_f(const void* p, int64_t i, int dtype) {
 #ifndef EDGEMV_CPU_EMULATION

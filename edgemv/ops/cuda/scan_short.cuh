@@ -125,14 +125,38 @@ scan_short_kernel(Params p) {
   const E* Bb = static_cast<const E*>(p.B) + bat * p.sB_b;
   const E* Cb = static_cast<const E*>(p.C) + bat * p.sC_b;
   const bool bc_along_n = p.sB_n == 1 && p.sC_n == 1;
-  E bc[BCW];
-  if (bc_along_n) {  // value lane % 16 (B_0..7, C_0..7) of steps 2 k + lane / 16
+  // B and C as raw bits: a value per word, or (bc_vec: rows along N 8-byte aligned, MambaVision's layout for every
+  // variant but L and L2) 8-byte groups in word pairs, GB groups of a step side by side, SPA steps per access (the
+  // value-per-lane loads took 25 accesses at L = 49, each behind 64-bit address arithmetic: about 300 of the
+  // block's 2,900 instructions per lane by Nsight Compute's source counters; docs/benchmarks.md). The rows form
+  // gained nothing from the same change (its loads are a smaller share of a longer sequence), so it keeps one way.
+  constexpr int GB = 2 * N / V, SPA = WARP / GB, BCA = MAX_L / SPA;
+  static_assert(2 * BCA <= BCW, "the 8-byte groups fit the words of the value-per-lane loads");
+  const int64_t bc_sl_max = p.sB_l > p.sC_l ? p.sB_l : p.sC_l;
+  const bool bc_vec = bc_along_n && reinterpret_cast<uintptr_t>(Bb) % 8 == 0
+      && reinterpret_cast<uintptr_t>(Cb) % 8 == 0 && (p.sB_l * (int64_t)sizeof(E)) % 8 == 0
+      && (p.sC_l * (int64_t)sizeof(E)) % 8 == 0 && (int64_t)(MAX_L + SPA) * bc_sl_max < (int64_t(1) << 31);
+  const int bcv_val = (lane % GB) * V, bcv_step = lane / GB;
+  uint32_t bc[BCW];
+  if (bc_vec) {
+    const int64_t sl = bcv_val < N ? p.sB_l : p.sC_l;
+    const E* q = (bcv_val < N ? Bb + bcv_val : Cb + (bcv_val - N)) + bcv_step * sl;
+    const int stride = SPA * (int)sl;  // 32-bit offsets (checked above)
+#pragma unroll
+    for (int k = 0; k < BCA; ++k) {
+      if (bcv_step + k * SPA < length) {
+        const uint2 w = *reinterpret_cast<const uint2*>(q + k * stride);
+        bc[2 * k] = w.x;
+        bc[2 * k + 1] = w.y;
+      }
+    }
+  } else if (bc_along_n) {  // value lane % 16 (B_0..7, C_0..7) of steps 2 k + lane / 16
     const int val = lane % (2 * N), step = lane / (2 * N);
     const int64_t sl = val < N ? p.sB_l : p.sC_l;
     const E* q = (val < N ? Bb + val : Cb + (val - N)) + step * sl;
 #pragma unroll
     for (int k = 0; k < BCW; ++k) {
-      if (2 * k + step < length) bc[k] = q[2 * k * sl];
+      if (2 * k + step < length) bc[k] = to_bits(q[2 * k * sl]);
     }
   } else {  // steps lane and lane + 32, all 2 N values of each
 #pragma unroll
@@ -141,8 +165,8 @@ scan_short_kernel(Params p) {
 #pragma unroll
       for (int n = 0; n < N; ++n) {
         if (t < length) {
-          bc[s * 2 * N + n] = Bb[t * p.sB_l + n * p.sB_n];
-          bc[s * 2 * N + N + n] = Cb[t * p.sC_l + n * p.sC_n];
+          bc[s * 2 * N + n] = to_bits(Bb[t * p.sB_l + n * p.sB_n]);
+          bc[s * 2 * N + N + n] = to_bits(Cb[t * p.sC_l + n * p.sC_n]);
         }
       }
     }
@@ -197,11 +221,23 @@ scan_short_kernel(Params p) {
       }
     }
   }
-  if (bc_along_n) {
+  if (bc_vec) {  // V values of one step: a 128-bit (16-bit inputs) or 64-bit store
+#pragma unroll
+    for (int k = 0; k < BCA; ++k) {
+      const int t = bcv_step + k * SPA;
+      if (t < length) {
+        float x[V];
+        rows::unpack<E>(make_uint2(bc[2 * k], bc[2 * k + 1]), x);
+        float* dst = &s_bc[t * BC_STRIDE + bcv_val];
+        if (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[V > 2 ? 2 : 0], x[V > 3 ? 3 : 0]);
+        else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
+      }
+    }
+  } else if (bc_along_n) {
     const int val = lane % (2 * N), step = lane / (2 * N);
 #pragma unroll
     for (int k = 0; k < BCW; ++k) {
-      if (2 * k + step < length) s_bc[(2 * k + step) * BC_STRIDE + val] = to_f(bc[k]);
+      if (2 * k + step < length) s_bc[(2 * k + step) * BC_STRIDE + val] = bits_to_f<E>(bc[k]);
     }
   } else {
 #pragma unroll
@@ -209,7 +245,7 @@ scan_short_kernel(Params p) {
       const int t = lane + s * WARP;
       if (t < length) {
 #pragma unroll
-        for (int v = 0; v < 2 * N; ++v) s_bc[t * BC_STRIDE + v] = to_f(bc[s * 2 * N + v]);
+        for (int v = 0; v < 2 * N; ++v) s_bc[t * BC_STRIDE + v] = bits_to_f<E>(bc[s * 2 * N + v]);
       }
     }
   }
