@@ -40,9 +40,11 @@ def main():
     ap.add_argument("--contiguous", action="store_true", help="contiguous inputs instead of the model's views")
     ap.add_argument("--split", type=int, default=2, help="lanes per channel of the CUDA experiments (default 2)")
     ap.add_argument("--define", nargs="*", default=[], help="build knobs of the CUDA experiments (NAME=VALUE)")
+    ap.add_argument("--dt-rank", type=int, default=None, help="x_proj's dt_rank in the model's layout (make_inputs' "
+                    "default: the model's)")
     args = ap.parse_args()
     inp = make_inputs(args.batch, args.dim, args.length, getattr(torch, args.dtype), "cuda",
-                      model_layout=not args.contiguous)
+                      model_layout=not args.contiguous, dt_rank=args.dt_rank)
     for _ in range(args.calls):
         if args.variant in ("cuda-rows", "cuda-short"):
             from edgemv.ops import scan_cuda as lib_cuda
