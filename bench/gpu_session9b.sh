@@ -17,6 +17,6 @@ for rank in 40 5; do
       -f -o /tmp/short_$rank python bench/scan_profile.py --variant cuda-short --dim 320 --length 49 --batch 128 \
       --dt-rank $rank > /dev/null 2>&1
   ncu -i /tmp/short_$rank.ncu-rep --page source --csv --print-source sass > "$out/short_f16_b128_rank$rank.csv"
-  python bench/sass_counts.py "$out/short_f16_b128_rank$rank.csv" | head -1
+  python bench/sass_counts.py "$out/short_f16_b128_rank$rank.csv" | sed -n 1p
 done
 } 2>&1 | tee "$out/session9b.log"
