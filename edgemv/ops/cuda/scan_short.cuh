@@ -6,8 +6,8 @@
 //   - u: the block's rows are one contiguous run of 16 L elements (u contiguous along L and D), read as 8-byte words
 //     whatever L is, every 32-byte sector whole; y is written back the same way;
 //   - delta: along D (the model's layout) a step's 16 channels, or flat as u;
-//   - B and C: a value per lane, two steps per access when contiguous along N (the model's layout), else a step
-//     per lane;
+//   - B and C: contiguous along N (the model's layout) in 8-byte groups where the rows are 8-byte aligned, else a
+//     value per lane, two steps per access; otherwise a step per lane;
 // stages it in shared memory (u as loaded, its 8-byte words; delta as fp32 with its bias and softplus, once per
 // element; B and C as fp32), scans, writes each y over its step's u, and stores the run as it was loaded. One load
 // phase per block and no chunk loop (the shared memory is sized by L at launch: 8.8 KB at L = 49 in 16 bits).
@@ -127,8 +127,8 @@ scan_short_kernel(Params p) {
   const bool bc_along_n = p.sB_n == 1 && p.sC_n == 1;
   // B and C as raw bits: a value per word, or (bc_vec: rows along N 8-byte aligned, MambaVision's layout for every
   // variant but L and L2) 8-byte groups in word pairs, GB groups of a step side by side, SPA steps per access (the
-  // value-per-lane loads took 25 accesses at L = 49, each behind 64-bit address arithmetic: about 300 of the
-  // block's 2,900 instructions per lane by Nsight Compute's source counters; docs/benchmarks.md). The rows form
+  // value-per-lane loads took 25 accesses at L = 49, each behind 64-bit address arithmetic: about 360 of the
+  // block's 2,940 instructions per lane by Nsight Compute's source counters; docs/benchmarks.md). The rows form
   // gained nothing from the same change (its loads are a smaller share of a longer sequence), so it keeps one way.
   constexpr int GB = 2 * N / V, SPA = WARP / GB, BCA = MAX_L / SPA;
   static_assert(2 * BCA <= BCW, "the 8-byte groups fit the words of the value-per-lane loads");
