@@ -6,6 +6,8 @@ reasons="barrier branch_resolving dispatch_stall long_scoreboard math_pipe_throt
 no_instruction not_selected selected short_scoreboard wait misc"
 metrics="gpu__time_duration.sum,smsp__inst_executed.sum,smsp__issue_active.avg.pct_of_peak_sustained_active"
 metrics+=",smsp__warps_active.avg.per_cycle_active,smsp__inst_executed_pipe_xu.sum"
+metrics+=",smsp__inst_executed_pipe_xu.avg.pct_of_peak_sustained_active,smsp__inst_executed_pipe_fma.avg.pct_of_peak_sustained_active"
+metrics+=",smsp__inst_executed_pipe_lsu.avg.pct_of_peak_sustained_active"
 metrics+=",l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,sm__cycles_active.avg"
 metrics+=",l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum"
 metrics+=",dram__bytes_read.sum,dram__bytes_write.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed"
