@@ -124,11 +124,10 @@ __device__ __forceinline__ void read_bc(const float* s_bc, int t, int part, Step
   }
 }
 
-// one step of the scan for this lane's K states (a in log2 units): h = 2^(d a) h + d x B, and this lane's share of
-// the channel's C h
+// one step of the scan for this lane's K states (a in log2 units): h = 2^(d a) h + d x B, and the channel's C h, both
+// lanes' sums added with one shuffle (every lane of the warp calls it)
 template <int K>
-__device__ __forceinline__ float scan_step_partial(float d, float x, const float (&a)[K], float (&h)[K],
-                                                   const StepBC<K>& o) {
+__device__ __forceinline__ float scan_step(float d, float x, const float (&a)[K], float (&h)[K], const StepBC<K>& o) {
   const float du = d * x;
   float acc = 0.0f;
 #pragma unroll
@@ -136,13 +135,6 @@ __device__ __forceinline__ float scan_step_partial(float d, float x, const float
     h[j] = fmaf(ex2(d * a[j]), h[j], du * o.b[j]);
     acc = fmaf(h[j], o.c[j], acc);
   }
-  return acc;
-}
-
-// the same with both lanes' sums added by one shuffle: the channel's C h (every lane of the warp calls it)
-template <int K>
-__device__ __forceinline__ float scan_step(float d, float x, const float (&a)[K], float (&h)[K], const StepBC<K>& o) {
-  const float acc = scan_step_partial(d, x, a, h, o);
   return acc + __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
 }
 

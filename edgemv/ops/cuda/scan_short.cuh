@@ -22,7 +22,6 @@ using rows::BC_STRIDE;
 using rows::kVec;
 using rows::read_bc;
 using rows::scan_step;
-using rows::scan_step_partial;
 using rows::StepBC;
 using rows::WARP;
 
@@ -271,18 +270,10 @@ scan_short_kernel(Params p) {
       const float2 dv = *reinterpret_cast<const float2*>(&dt_row[t0 + i]);
       d[i] = dv.x; d[i + 1] = dv.y;
     }
-    // two steps at a time: lane `part` of a channel ends with step t0 + i + part's y, so one shuffle (each lane
-    // sends the other step's partial sum) and one store serve both steps, where a step at a time issued a shuffle
-    // and a predicated store per step
 #pragma unroll
-    for (int i = 0; i < GROUP; i += 2) {
-      const float x0 = to_f(u_row[t0 + i]), x1 = to_f(u_row[t0 + i + 1]);
-      read_bc(s_bc, t0 + i + 1, part, ring[1]);
-      const float acc0 = scan_step_partial(d[i], x0, a, h, ring[0]);
-      read_bc(s_bc, t0 + i + 2, part, ring[0]);  // at most row L (s_bc has Lp > L rows)
-      const float acc1 = scan_step_partial(d[i + 1], x1, a, h, ring[1]);
-      const float other = __shfl_xor_sync(0xffffffffu, part ? acc0 : acc1, 1);
-      u_row[t0 + i + part] = from_f<E>(fmaf(dskip, part ? x1 : x0, (part ? acc1 : acc0) + other));
+    for (int i = 0; i < GROUP; ++i) {
+      read_bc(s_bc, t0 + i + 1, part, ring[(i + 1) & 1]);  // at most row L (s_bc has Lp > L rows)
+      step(t0 + i, d[i], ring[i & 1]);
     }
   }
 #pragma unroll 1
