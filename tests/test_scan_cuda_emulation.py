@@ -271,3 +271,33 @@ def test_nvcc_is_found_where_the_environment_says_and_can_be_switched_off(tmp_pa
     monkeypatch.setenv("EDGEMV_NVCC", str(fake))
     monkeypatch.setenv("EDGEMV_SCAN_CUDA", "0")
     assert not _scan_cuda.available()
+
+
+def test_softplus_of_the_kernels_matches_float64_on_cpu(tmp_path, monkeypatch):
+    # the kernels' two softplus functions (scan_common.cuh) compiled with g++ and evaluated on a grid against torch's
+    # softplus in float64: the fp32 inputs' one (a degree-8 polynomial for log1p) to fp32 rounding, relative, plus
+    # what rounding -|x| log2(e) to fp32 costs exp(-|x|) (|x| 6e-8 relative; the atanh series it replaced had the
+    # same), and x itself above 20 as torch's threshold; the 16-bit inputs' one to ~1e-7 absolute beyond its fp32
+    # rounding. (The emulation's 2^x is std::exp2; the MUFU's is checked on the GPU through the kernels.)
+    import ctypes
+
+    compiler = _scan_cuda.cxx()
+    src = tmp_path / "softplus_test.cc"
+    src.write_text('#include "scan_common.cuh"\n'
+                   'extern "C" void softplus_many(const float* x, float* y, int n, int fast) {\n'
+                   '  for (int i = 0; i < n; ++i) y[i] = fast ? softplus_fast(x[i]) : softplus(x[i]);\n}\n')
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path / "cache"))
+    lib = ctypes.CDLL(_scan_cuda.build(compiler, ["-std=c++20", "-O1", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION",
+                                                  "-x", "c++"], str(src), "softplus_test"))
+    x = torch.cat([torch.linspace(-80, 80, 200001), torch.linspace(-30, 30, 200001), torch.randn(100000) * 10])
+    ref = torch.nn.functional.softplus(x.double())
+    for fast in (0, 1):
+        y = torch.empty_like(x)
+        lib.softplus_many(ctypes.c_void_p(x.data_ptr()), ctypes.c_void_p(y.data_ptr()), x.numel(), fast)
+        if fast:  # ~1e-7 absolute, beyond the rounding of the fp32 result (an ulp of it)
+            assert ((y.double() - ref).abs() <= 2e-7 + 1.2e-7 * ref).all()
+        else:
+            rel = (y.double() - ref).abs() / ref
+            bound = 3e-7 + 7e-8 * x.double().abs()
+            assert (rel <= bound).all(), (rel / bound).max().item()
+            assert torch.equal(y[x > 20], x[x > 20])

@@ -107,27 +107,29 @@ __device__ __forceinline__ float lg2(float x) {  // log2(x), one MUFU instructio
 
 // softplus in 6 instructions (2 MUFU): max(x, 0) + ln2 log2(1 + 2^(-|x| log2 e)). 1 + v rounds away v's low bits, an
 // absolute error of about 6e-8 in delta (up to 1e-5 relative for x near -5): far below what fp16/bf16 inputs carry,
-// so 16-bit inputs use it; fp32 inputs keep the accurate softplus below (22 instructions). x > 20 gives x exactly
-// (1 + v == 1), as torch's threshold does.
+// so 16-bit inputs use it; fp32 inputs keep the accurate softplus below (12 instructions, 1 MUFU). x > 20 gives x
+// exactly (1 + v == 1), as torch's threshold does.
 __device__ __forceinline__ float softplus_fast(float x) {
   return fmaxf(x, 0.0f) + 0.6931471805599453f * lg2(1.0f + ex2(-fabsf(x) * 1.4426950408889634f));
 }
 
 __device__ __forceinline__ float softplus(float x) {
-  // torch's softplus (threshold 20), accurate for very negative x, as the Triton kernels: max(x, 0) + log1p(v),
-  // v = exp(-|x|) in (0, 1], log1p(v) = 2 atanh(s), s = v / (2 + v) <= 1/3, by its odd series to s^17 (error < 2e-9)
-  float v = ex2(-fabsf(x) * 1.4426950408889634f);
-  float s = __fdividef(v, 2.0f + v);
-  float q = s * s;
-  float p = 1.0f / 15.0f + q * (1.0f / 17.0f);
-  p = 1.0f / 13.0f + q * p;
-  p = 1.0f / 11.0f + q * p;
-  p = 1.0f / 9.0f + q * p;
-  p = 1.0f / 7.0f + q * p;
-  p = 1.0f / 5.0f + q * p;
-  p = 1.0f / 3.0f + q * p;
-  p = 1.0f + q * p;
-  return x <= 20.0f ? fmaxf(x, 0.0f) + 2.0f * s * p : x;
+  // torch's softplus (threshold 20) to fp32 rounding: max(x, 0) + log1p(v), v = exp(-|x|) in (0, 1], log1p(v) =
+  // v P(v) with P a degree-8 minimax polynomial for log1p(v) / v on [0, 1] (relative error 3e-8; 1.7e-7 evaluated
+  // in fp32, as the odd atanh series with a division it replaced, which took 22 instructions and 2 MUFU; ninth
+  // session, docs/scan.md). Above 20, v P(v) < 2.1e-9 is less than half an ulp of x, so the sum is x exactly, as
+  // torch's threshold gives.
+  const float v = ex2(-fabsf(x) * 1.4426950408889634f);
+  float p = 5.232694093e-03f;
+  p = fmaf(p, v, -2.950523980e-02f);
+  p = fmaf(p, v, 7.822595537e-02f);
+  p = fmaf(p, v, -1.366324723e-01f);
+  p = fmaf(p, v, 1.910600811e-01f);
+  p = fmaf(p, v, -2.484298199e-01f);
+  p = fmaf(p, v, 3.331909776e-01f);
+  p = fmaf(p, v, -4.999949336e-01f);
+  p = fmaf(p, v, 9.999999404e-01f);
+  return fmaf(v, p, fmaxf(x, 0.0f));
 }
 
 }  // namespace
