@@ -1,5 +1,5 @@
 #!/bin/bash
-# Ninth session: the issue's table on the final tree (`python bench/scan.py`: correctness of 'triton' and 'chunked'
+# Ninth session: the issue's table (run before and after the fp32 softplus change, 3685fa0) (`python bench/scan.py`: correctness of 'triton' and 'chunked'
 # against float64, then times, GB/s and share of the copy bandwidth at MambaVision-T's two scan shapes, batch 64 /
 # 128 / 256, fp16 and fp32, on the model's layout with the model's dt_rank). Output also in $OUT/session9f.log.
 set -u
