@@ -6,10 +6,6 @@ set -u
 export EDGEMV_CACHE_DIR=$(mktemp -d)
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -2
-for k in 0 1 2 3 4 5 6 7; do
-  python bench/scan.py --correctness --all-kernels --shard $k/8 > /tmp/corr_$k.log 2>&1 &
-done
-wait
-grep -h -E "passed|FAIL|worst" /tmp/corr_*.log
+bash bench/correctness_shards.sh
 python bench/scan_variants.py 2>&1 | grep -v "^  "
 [ "${1:-}" = "--no-e2e" ] || python bench/e2e.py --impls triton --modes eager reduce-overhead 2>&1 | tail -8

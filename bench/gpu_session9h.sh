@@ -15,11 +15,7 @@ use() {  # use new|baseline
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -1
-for k in 0 1 2 3 4 5 6 7; do
-  python bench/scan.py --correctness --all-kernels --shard $k/8 > /tmp/corr_$k.log 2>&1 &
-done
-wait
-grep -h -E "^correctness|FAIL" /tmp/corr_*.log
+bash bench/correctness_shards.sh "^correctness|FAIL"
 grep -h "worst rel err" /tmp/corr_*.log | grep float32 | sort -k6 -g | tail -3
 for round in 1 2; do
   for tree in new baseline; do
