@@ -281,14 +281,12 @@ def test_softplus_of_the_kernels_matches_float64_on_cpu(tmp_path, monkeypatch):
     # rounding. (The emulation's 2^x is std::exp2; the MUFU's is checked on the GPU through the kernels.)
     import ctypes
 
-    compiler = _scan_cuda.cxx()
     src = tmp_path / "softplus_test.cc"
     src.write_text('#include "scan_common.cuh"\n'
                    'extern "C" void softplus_many(const float* x, float* y, int n, int fast) {\n'
                    '  for (int i = 0; i < n; ++i) y[i] = fast ? softplus_fast(x[i]) : softplus(x[i]);\n}\n')
     monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path / "cache"))
-    lib = ctypes.CDLL(_scan_cuda.build(compiler, ["-std=c++20", "-O1", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION",
-                                                  "-x", "c++"], str(src), "softplus_test"))
+    lib = ctypes.CDLL(_scan_cuda.cpu_build(str(src), "softplus_test"))
     x = torch.cat([torch.linspace(-80, 80, 200001), torch.linspace(-30, 30, 200001), torch.randn(100000) * 10])
     ref = torch.nn.functional.softplus(x.double())
     for fast in (0, 1):

@@ -41,8 +41,9 @@ import tempfile
 
 import torch
 
-__all__ = ["LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cxx", "launch", "nvcc",
-           "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda", "selective_scan_cpu_emulation"]
+__all__ = ["LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx", "launch",
+           "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
+           "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
 
@@ -369,14 +370,19 @@ def launch(fn, params, u, lanes):
         raise RuntimeError(f"the CUDA scan kernel failed to launch (cudaError {rc})")
 
 
-@functools.lru_cache(maxsize=None)
-def _cpu_library(defines: tuple = ()):
+def cpu_build(source=SOURCE, name="scan_n8_cpu", defines=()):
+    """Compile ``source`` (by default the kernel's) for the CPU emulation (g++, EDGEMV_CPU_EMULATION, the kernels'
+    headers on the include path) into a shared library in the cache; its path."""
     compiler = cxx()
     if compiler is None:
         raise RuntimeError("the CPU emulation of the CUDA scan kernel needs g++ (C++20)")
-    path = build(compiler, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x",
-                            "c++"] + [f"-D{d}" for d in defines], SOURCE, "scan_n8_cpu")
-    lib = ctypes.CDLL(path)
+    return build(compiler, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x", "c++"]
+                 + [f"-D{d}" for d in defines], source, name)
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_library(defines: tuple = ()):
+    lib = ctypes.CDLL(cpu_build(defines=defines))
     check_params(lib)
     for fn in (lib.edgemv_scan_n8_cpu, lib.edgemv_scan_rows_cpu, lib.edgemv_scan_short_cpu):
         fn.restype = ctypes.c_int
