@@ -64,6 +64,12 @@ template <typename E> __device__ __forceinline__ uint2 pack(const float (&f)[kVe
 template <typename E> void unpack(uint2 w, float (&f)[kVec<E>]);
 template <typename E> uint2 pack(const float (&f)[kVec<E>]);
 #endif
+// kVec floats to 16-byte (4) or 8-byte (2) aligned shared memory, one store
+template <int V> __device__ __forceinline__ void store_f(float* dst, const float (&x)[V]) {
+  static_assert(V == 2 || V == 4, "8 bytes of a 16- or 32-bit type");
+  if constexpr (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[2], x[3]);
+  else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
+}
 template <> __device__ __forceinline__ void unpack<float>(uint2 w, float (&f)[2]) {
   f[0] = __uint_as_float(w.x);
   f[1] = __uint_as_float(w.y);
@@ -261,9 +267,7 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
       if (DT_L) {
 #pragma unroll
         for (int e = 0; e < V; ++e) x[e] = step_size<E, SOFTPLUS>(x[e] + bias[0]);
-        float* dst = &s_dt[ch * DT_ROW + (part * DTV + k) * V];
-        if (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[V > 2 ? 2 : 0], x[V > 3 ? 3 : 0]);
-        else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
+        store_f<V>(&s_dt[ch * DT_ROW + (part * DTV + k) * V], x);
       } else {
 #pragma unroll
         for (int e = 0; e < V; ++e)

@@ -182,7 +182,7 @@ scan_short_kernel(Params p) {
   }
 
   // 2. stage: u as loaded; delta as fp32 (flat: element by element to its (channel, step), its channel's bias from
-  // s_bias; along D: a group of V channels of one step); B and C a value per lane
+  // s_bias; along D: a group of V channels of one step); B and C as fp32, as each lane loaded them
 #pragma unroll
   for (int i = 0; i < UW; ++i) {
     if (lane + i * WARP < words) reinterpret_cast<uint2*>(s_u)[lane + i * WARP] = uw[i];
@@ -228,9 +228,7 @@ scan_short_kernel(Params p) {
       if (t < length) {
         float x[V];
         rows::unpack<E>(make_uint2(bc[2 * k], bc[2 * k + 1]), x);
-        float* dst = &s_bc[t * BC_STRIDE + bcv_val];
-        if (V == 4) *reinterpret_cast<float4*>(dst) = make_float4(x[0], x[1], x[V > 2 ? 2 : 0], x[V > 3 ? 3 : 0]);
-        else *reinterpret_cast<float2*>(dst) = make_float2(x[0], x[1]);
+        rows::store_f<V>(&s_bc[t * BC_STRIDE + bcv_val], x);
       }
     }
   } else if (bc_along_n) {

@@ -400,32 +400,36 @@ int with_dtype(int dtype, F&& f) {
   return (int)cudaGetLastError();
 }
 
-// blocks per SM of a float32 rows build (its variants' registers are alike: the model's layout stands for them)
+// blocks per SM of a float32 rows build on the current device (its variants' registers are alike: the model's
+// layout stands for them)
 template <bool WIDE>
 int rows_resident() {
-  static const int n = [] {
-    int r = 0;
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, rows::scan_rows_kernel<float, true, false, WIDE>, WARP, 0);
-    return r;
-  }();
-  return n;
+  int r = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, rows::scan_rows_kernel<float, true, false, WIDE>, WARP, 0);
+  return r;
 }
 
 // whether the rows form runs its wide build (scan_rows.cuh, ROWS_WIDE_MIN_BLOCKS; float32 only) for a grid of
 // `blocks` on the current device: when it takes them in one wave and the default build does not (160 x 196 batch
 // 256: one wave against two, 14% faster on an H200; at batch 512, two waves against three, it was as fast or 6%
-// slower, so more waves keep the default)
+// slower, so more waves keep the default). The blocks each build keeps resident are looked up once per device.
 bool rows_wide(int dtype, long long blocks) {
   if (dtype != 0) return false;
-  static int sm_counts[64] = {};  // per device, looked up on its first float32 call
-  int device = 0, sms = 0;
+  struct Slots {
+    long long normal = 0, wide = 0;
+  };
+  static Slots known[64];
+  int device = 0;
   cudaGetDevice(&device);
-  int* known = device >= 0 && device < 64 ? &sm_counts[device] : &sms;
-  if (*known == 0) cudaDeviceGetAttribute(known, cudaDevAttrMultiProcessorCount, device);
-  sms = *known;
-  const long long slots = (long long)rows_resident<false>() * sms, wide_slots = (long long)rows_resident<true>() * sms;
-  if (slots <= 0 || wide_slots <= 0) return false;
-  return blocks > slots && blocks <= wide_slots;
+  Slots here;
+  Slots& slots = device >= 0 && device < 64 ? known[device] : here;
+  if (slots.normal == 0) {
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    slots.wide = (long long)rows_resident<true>() * sms;
+    slots.normal = (long long)rows_resident<false>() * sms;
+  }
+  return slots.normal > 0 && blocks > slots.normal && blocks <= slots.wide;
 }
 }  // namespace
 
