@@ -209,6 +209,8 @@ def test_short_kernel_refuses_layouts_it_cannot_read(scan_cuda):
                                  (long, "L from 1 to 64")), short=True, lanes=2)
     _expect_refusals(scan_cuda, ((inp, "lanes"),), short=True, lanes=4)
     _expect_refusals(scan_cuda, ((inp, "one of rows and short"),), short=True, rows=True, lanes=2)
+    with pytest.raises(scan_cuda.FormRefusal):  # a layout a form cannot take: its own type, which callers catch
+        scan_cuda.selective_scan_cpu_emulation(**long, short=True, lanes=2)
     shifted = torch.randn(8 * 30 + 1)[1:].view(1, 8, 30)  # 4 bytes off an 8-byte boundary
     if shifted.data_ptr() % 8:
         with pytest.raises(ValueError, match="8-byte aligned"):

@@ -41,7 +41,7 @@ import tempfile
 
 import torch
 
-__all__ = ["LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx", "launch",
+__all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx", "launch",
            "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
            "selective_scan_cpu_emulation"]
 
@@ -211,6 +211,11 @@ def prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out):
     return p, y, (A, D, bias)
 
 
+class FormRefusal(ValueError):
+    """The rows or short form cannot take these inputs (rows_refusal / short_refusal give the reason); the staged
+    form takes any strides, and callers that try a form run it or another kernel instead."""
+
+
 def _form_refusal(form, z, lanes):
     """What the rows and short forms share: 2 lanes per channel (ROWS_LANES), no z."""
     if lanes not in ROWS_LANES:
@@ -281,8 +286,6 @@ def short_refusal(u, delta, z, y, lanes):
 
 def _refusal(u, delta, z, y, lanes, rows, short):
     """Why the chosen form cannot take these tensors (None when it can)."""
-    if rows and short:
-        return "choose one of rows and short"
     if rows:
         return rows_refusal(u, delta, z, y, lanes)
     if short:
@@ -312,13 +315,15 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
     only fills in its addresses (docs/benchmarks.md, "Host cost per call")."""
     if lanes not in LANES:
         raise ValueError(f"lanes must be one of {LANES}, got {lanes}")
+    if rows and short:
+        raise ValueError("choose one of rows and short")
     y = _output(u, out)
     key = _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows, short)
     layout = _layouts.get(key)
     if layout is None:
         p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y)
         if reason := _refusal(u, delta, z, y, lanes, rows, short):
-            raise ValueError(reason)
+            raise FormRefusal(reason)
         if len(_layouts) >= 4096:  # many shapes (dynamic sizes): start again rather than grow without bound
             _layouts.clear()
         _layouts[key] = tuple(getattr(p, name) for name, _ in Params._fields_[_POINTERS:])
@@ -333,7 +338,8 @@ def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
     or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
     ``rows=True`` runs the rows form (cuda/scan_rows.cuh), ``short=True`` the short form (cuda/scan_short.cuh); each
-    raises ValueError for inputs it cannot take (:func:`rows_refusal`, :func:`short_refusal`)."""
+    raises :class:`FormRefusal` (a ValueError) for inputs it cannot take (:func:`rows_refusal`,
+    :func:`short_refusal`)."""
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel() == 0:
         return y
