@@ -6,24 +6,19 @@
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s8 PYTHONUNBUFFERED=1
 LOG=${OUT:-/tmp}/session8b.log
-CUDA_DIR=edgemv/ops/cuda
-cp $CUDA_DIR/scan_rows.cuh /tmp/new_rows.cuh
-cp $CUDA_DIR/scan_short.cuh /tmp/new_short.cuh
-use() {  # use new|baseline
-  if [ "$1" = new ]; then cp /tmp/new_rows.cuh $CUDA_DIR/scan_rows.cuh; cp /tmp/new_short.cuh $CUDA_DIR/scan_short.cuh
-  else cp .baseline/s8/scan_rows.cuh $CUDA_DIR/scan_rows.cuh; cp .baseline/s8/scan_short.cuh $CUDA_DIR/scan_short.cuh; fi
-}
+source bench/ab_files.sh
+ab_files .baseline/s8 scan_rows.cuh scan_short.cuh
 {
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -2
 for round in 1 2; do
   for tree in new baseline; do
-    use $tree
+    ab_use $tree
     echo "== $tree, round $round"
     python bench/scan_rows.py --kernels "rows 2" --layouts model contiguous | grep -E "copy|passed|^\| float"
     python bench/scan_rows.py --shape 320 49 --kernels "short 2" --layouts model contiguous | grep -E "passed|^\| float"
   done
 done
-use new
+ab_use new
 } 2>&1 | tee "$LOG"

@@ -7,13 +7,8 @@
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s9 PYTHONUNBUFFERED=1
 LOG=${OUT:-/tmp}/session9.log
-CUDA_DIR=edgemv/ops/cuda
-cp $CUDA_DIR/scan_rows.cuh /tmp/new_rows.cuh
-cp $CUDA_DIR/scan_short.cuh /tmp/new_short.cuh
-use() {  # use new|baseline
-  if [ "$1" = new ]; then cp /tmp/new_rows.cuh $CUDA_DIR/scan_rows.cuh; cp /tmp/new_short.cuh $CUDA_DIR/scan_short.cuh
-  else cp .baseline/s9/scan_rows.cuh $CUDA_DIR/scan_rows.cuh; cp .baseline/s9/scan_short.cuh $CUDA_DIR/scan_short.cuh; fi
-}
+source bench/ab_files.sh
+ab_files .baseline/s9 scan_rows.cuh scan_short.cuh
 times() {  # extra arguments of bench/scan_rows.py
   python bench/scan_rows.py --kernels "rows 2" --layouts model --batches 128 256 "$@" | grep -E "copy|passed|^\| float"
   python bench/scan_rows.py --shape 320 49 --kernels "short 2" --layouts model --batches 128 256 "$@" \
@@ -25,11 +20,11 @@ python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(tor
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -2
 for round in 1 2; do
   for tree in new baseline; do
-    use $tree; echo "== $tree, round $round, the model's dt_rank"; times
+    ab_use $tree; echo "== $tree, round $round, the model's dt_rank"; times
   done
 done
 for tree in new baseline; do
-  use $tree; echo "== $tree, dt_rank 5"; times --dt-rank 5
+  ab_use $tree; echo "== $tree, dt_rank 5"; times --dt-rank 5
 done
-use new
+ab_use new
 } 2>&1 | tee "$LOG"

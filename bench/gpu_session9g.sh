@@ -5,21 +5,18 @@
 # Output also in $OUT/session9g.log.
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s9g PYTHONUNBUFFERED=1
-CUDA_DIR=edgemv/ops/cuda
-cp $CUDA_DIR/scan_short.cuh /tmp/new_short.cuh
-use() {  # use new|baseline
-  if [ "$1" = new ]; then cp /tmp/new_short.cuh $CUDA_DIR/scan_short.cuh; else cp .baseline/s9b/scan_short.cuh $CUDA_DIR/; fi
-}
+source bench/ab_files.sh
+ab_files .baseline/s9b scan_short.cuh
 {
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -1
 for round in 1 2; do
   for tree in new baseline; do
-    use $tree; echo "== $tree, round $round"
+    ab_use $tree; echo "== $tree, round $round"
     python bench/scan_rows.py --shape 320 49 --kernels "short 2" --layouts model contiguous \
       | grep -E "copy|passed|^\| float"
   done
 done
-use new
+ab_use new
 } 2>&1 | tee "${OUT:-/tmp}/session9g.log"

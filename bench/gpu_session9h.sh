@@ -6,11 +6,8 @@
 # Output also in $OUT/session9h.log.
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s9h PYTHONUNBUFFERED=1
-CUDA_DIR=edgemv/ops/cuda
-cp $CUDA_DIR/scan_common.cuh /tmp/new_common.cuh
-use() {  # use new|baseline
-  if [ "$1" = new ]; then cp /tmp/new_common.cuh $CUDA_DIR/scan_common.cuh; else cp .baseline/s9c/scan_common.cuh $CUDA_DIR/; fi
-}
+source bench/ab_files.sh
+ab_files .baseline/s9c scan_common.cuh
 {
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
@@ -19,12 +16,12 @@ bash bench/correctness_shards.sh "^correctness|FAIL"
 grep -h "worst rel err" /tmp/corr_*.log | grep float32 | sort -k6 -g | tail -3
 for round in 1 2; do
   for tree in new baseline; do
-    use $tree; echo "== $tree, round $round"
+    ab_use $tree; echo "== $tree, round $round"
     python bench/scan_rows.py --kernels "rows 2" --layouts model contiguous --batches 128 256 --dtypes float32 \
       | grep -E "copy|passed|^\| float"
     python bench/scan_rows.py --shape 320 49 --kernels "short 2" --layouts model contiguous --batches 128 256 \
       --dtypes float32 | grep -E "passed|^\| float"
   done
 done
-use new
+ab_use new
 } 2>&1 | tee "${OUT:-/tmp}/session9h.log"
