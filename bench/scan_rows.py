@@ -67,12 +67,7 @@ def rows_inputs(batch, dim, length, dtype, big=False, has_d=True, has_bias=True,
 
 def refusal(label, inp, out):
     """Why kernel ``label`` cannot take these inputs (None when it can)."""
-    opts = KERNELS[label]
-    if opts.get("rows"):
-        return scan_cuda.rows_refusal(inp["u"], inp["delta"], None, out, opts["lanes"])
-    if opts.get("short"):
-        return scan_cuda.short_refusal(inp["u"], inp["delta"], None, out, opts["lanes"])
-    return None
+    return scan_cuda.form_refusal(inp["u"], inp["delta"], None, out, **KERNELS[label])
 
 
 def correctness(defines):

@@ -41,8 +41,8 @@ import tempfile
 
 import torch
 
-__all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx", "launch",
-           "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
+__all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx",
+           "form_refusal", "launch", "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
            "selective_scan_cpu_emulation"]
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class FormRefusal(ValueError):
     form takes any strides, and callers that try a form run it or another kernel instead."""
 
 
-def _form_refusal(form, z, lanes):
+def _both_forms_refusal(form, z, lanes):
     """What the rows and short forms share: 2 lanes per channel (ROWS_LANES), no z."""
     if lanes not in ROWS_LANES:
         return f"the {form} kernel takes lanes {ROWS_LANES}, got {lanes}"
@@ -231,7 +231,7 @@ def rows_refusal(u, delta, z, y, lanes):
     delta the same, or contiguous along D (the model's layout) with 8-byte aligned steps and D a multiple of the
     elements per 8 bytes; a sequence's rows (D x the channel stride) within 2^31 elements. It is built with 2 lanes
     per channel (ROWS_LANES) and takes no z."""
-    if reason := _form_refusal("rows", z, lanes):
+    if reason := _both_forms_refusal("rows", z, lanes):
         return reason
     size = u.element_size()
     vec = 8 // size
@@ -257,7 +257,7 @@ def short_refusal(u, delta, z, y, lanes):
     run of 8-byte words and writes y the same way, so each needs unit stride along L, channel stride L and 8-byte
     aligned sequences; delta the same, or contiguous along D with 8-byte aligned steps and D a multiple of the elements
     per 8 bytes. L from 1 to SHORT_MAX_L, a sequence within 2^31 elements, 2 lanes per channel, no z."""
-    if reason := _form_refusal("short", z, lanes):
+    if reason := _both_forms_refusal("short", z, lanes):
         return reason
     batch, dim, length = u.shape
     if not 1 <= length <= SHORT_MAX_L:
@@ -284,8 +284,9 @@ def short_refusal(u, delta, z, y, lanes):
     return None
 
 
-def _refusal(u, delta, z, y, lanes, rows, short):
-    """Why the chosen form cannot take these tensors (None when it can)."""
+def form_refusal(u, delta, z, y, lanes, rows=False, short=False):
+    """Why the chosen form (rows, short, or with neither the staged one, which takes any strides) cannot take these
+    tensors (None when it can)."""
     if rows:
         return rows_refusal(u, delta, z, y, lanes)
     if short:
@@ -322,7 +323,7 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
     layout = _layouts.get(key)
     if layout is None:
         p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y)
-        if reason := _refusal(u, delta, z, y, lanes, rows, short):
+        if reason := form_refusal(u, delta, z, y, lanes, rows, short):
             raise FormRefusal(reason)
         if len(_layouts) >= 4096:  # many shapes (dynamic sizes): start again rather than grow without bound
             _layouts.clear()
