@@ -68,7 +68,8 @@ def main():
     print("\n| opcode | per warp | % of samples |\n|---|---|---|")
     for op, n in per_op.most_common(args.top):
         print(f"| {op} | {n / warps:.0f} | {op_samples[op] / samples * 100:.1f} |")
-    print("\n| instructions | runs per warp | per warp | % of samples | top stalls (% of samples) |\n|---|---|---|---|---|")
+    print("\n| instructions | runs per warp | per warp | % of samples | top stalls (% of samples) |")
+    print("|---|---|---|---|---|")
     for first, last, runs in stretches(ins, warps):
         part = ins[first:last + 1]
         n = sum(i["n"] for i in part) / warps
