@@ -136,6 +136,9 @@ def main(argv=None):
     p.add_argument("--impls", nargs="+", default=["ref", "chunked", "doubling"])
     p.add_argument("--cases", type=int, default=100)
     p.add_argument("--seed", type=int, default=None, help="default: the clock")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="draw no new case after this many seconds (on CUDA each new shape compiles kernels)")
+    p.add_argument("--verbose", action="store_true", help="a line per case")
     p.add_argument("--max-elements", type=int, default=3_000_000, help="skip draws larger than this (CPU time)")
     args = p.parse_args(argv)
 
@@ -144,13 +147,14 @@ def main(argv=None):
     rng, gen = random.Random(seed), torch.Generator().manual_seed(seed)
     device = torch.device(args.device)
     worst = {(impl, dt): 0.0 for impl in args.impls for dt in TOL}
-    failures, done = [], 0
-    while done < args.cases:
+    failures, done, start = [], 0, time.time()
+    while done < args.cases and (args.time_limit is None or time.time() - start < args.time_limit):
         desc, inputs, xproj_layout, xdbl, dt_rank = draw_case(rng, gen)
         u = inputs["u"]
         if u.numel() * inputs["A"].shape[1] > args.max_elements:
             continue
         ref = reference_f64(**inputs)
+        errors = []
         for impl in args.impls:
             placed = place(inputs, xproj_layout, xdbl, dt_rank, rng, device)
             poison_allocator(device, u.numel() * 4)
@@ -161,11 +165,14 @@ def main(argv=None):
             except Exception as e:  # a refusal is a failure too: every implementation takes every case
                 err, ok = float("nan"), False
                 desc = f"{desc} [{type(e).__name__}: {e}]"
+            errors.append(f"{impl} {err:.2e}")
             if math.isfinite(err):
                 worst[(impl, u.dtype)] = max(worst[(impl, u.dtype)], err)
             if not ok:
                 failures.append(f"{impl}: {desc}: error {err:.3g}")
         done += 1
+        if args.verbose:
+            print(f"{done:4d} {time.time() - start:6.1f}s {desc}: " + ", ".join(errors), flush=True)
     print(f"{done} cases x {len(args.impls)} implementations: {len(failures)} failed")
     for line in failures[:40]:
         print("  FAIL", line)
