@@ -16,5 +16,4 @@ for seed in 101 202 303 404; do
 done
 wait
 cat /tmp/audit_*.log
-wait
 } 2>&1 | tee "${OUT:-/tmp}/session10.log"
