@@ -3,6 +3,7 @@
 import copy
 import fnmatch
 import json
+import os
 import subprocess
 import sys
 
@@ -256,6 +257,10 @@ def test_run_folder_contents(int8_run):
     assert 0 <= fid["metrics"]["top1_agreement"] <= 1 and fid["metrics"]["cosine_mean"] > 0.9
     assert "smoke test" in fid["note"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary folders left
+    # the folder gets the mode mkdir would give it, not the temporary folder's 0700
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~mask
 
 
 def test_corrupt_images_are_skipped_and_counted(int8_run):
