@@ -4,7 +4,15 @@ import json
 import os
 import tempfile
 
-__all__ = ["write_bytes_atomic", "write_json_atomic"]
+__all__ = ["creation_mode", "write_bytes_atomic", "write_json_atomic"]
+
+
+def creation_mode(base: int = 0o666) -> int:
+    """The mode a new file (``base`` 0o666) or folder (0o777) gets under the process's umask. tempfile makes its
+    files 0600 and folders 0700; what is renamed into place should look as if it had been created there."""
+    mask = os.umask(0o022)  # the umask can only be read by setting it; set it straight back
+    os.umask(mask)
+    return base & ~mask
 
 
 def write_bytes_atomic(path, data: bytes) -> str:
@@ -14,6 +22,7 @@ def write_bytes_atomic(path, data: bytes) -> str:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, creation_mode(0o666))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

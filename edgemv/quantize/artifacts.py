@@ -19,6 +19,7 @@ from typing import Optional, Union
 
 import torch
 
+from ..atomic import creation_mode
 from ..errors import EdgemvError
 from .fold import FOLD_RECORD_KEY
 
@@ -57,13 +58,6 @@ def check_out_dir(out_dir: Union[str, Path], force: bool = False) -> Path:
     return out_dir
 
 
-def _folder_mode() -> int:
-    """The mode ``mkdir`` gives a new folder under the process's umask (read only by setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o777 & ~mask
-
-
 def write_run(out_dir: Union[str, Path], model: torch.nn.Module, info: dict, force: bool = False) -> dict:
     """Save ``model`` (``mto.save``) and ``info`` (``quantize.json``) into ``out_dir`` atomically.
 
@@ -77,7 +71,7 @@ def write_run(out_dir: Union[str, Path], model: torch.nn.Module, info: dict, for
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        tmp.chmod(_folder_mode())  # mkdtemp makes it 0700; the run folder should get the mode mkdir would give
+        tmp.chmod(creation_mode(0o777))  # mkdtemp makes it 0700
         mto.save(model, str(tmp / MODEL_FILE))
         info = {**info, "schema": RUN_SCHEMA, "files": {"model": MODEL_FILE}}
         (tmp / INFO_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")

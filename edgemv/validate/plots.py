@@ -1,6 +1,9 @@
 """The sensitivity sweep as a PNG bar chart (matplotlib, Agg backend: no display needed)."""
 
+import io
 from typing import Optional
+
+from ..atomic import write_bytes_atomic
 
 __all__ = ["plot_sensitivity"]
 
@@ -9,9 +12,6 @@ def plot_sensitivity(report, path, max_drop: Optional[float] = None) -> str:
     """One horizontal bar per group, network order top to bottom: the drop its quantization alone causes.
     Groups the default recipe quantizes are dark, groups it keeps in high precision light; the budget (if any) is
     a dashed line. Written atomically."""
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -42,15 +42,9 @@ def plot_sensitivity(report, path, max_drop: Optional[float] = None) -> str:
     right = max(drops + [max_drop or 0.0, 0.5])
     ax.set_xlim(min(min(drops + [0.0]) * 1.1, 0), right * 1.35 + 0.1)
     fig.tight_layout()
-    path = os.path.abspath(os.fspath(path))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sensitivity.", suffix=".png", dir=os.path.dirname(path))
-    os.close(fd)
+    png = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        fig.savefig(png, format="png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_bytes_atomic(path, png.getvalue())
