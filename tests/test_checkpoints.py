@@ -1,5 +1,7 @@
 """Every checkpoint format loads and gives identical outputs; mismatches say what is wrong."""
 
+import re
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -139,6 +141,24 @@ def test_truncated_file(tmp_path, source):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError, match="cannot read checkpoint"):
         create_model("test", weights=path)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "the file is empty"),
+    (b'{"schema": 1}\n', "not a torch.save checkpoint"),  # e.g. a run's quantize.json passed by mistake
+    (None, "beyond tensors (datetime.datetime)"),
+])
+def test_unreadable_files_say_why_in_one_line(tmp_path, content, reason):
+    import datetime
+
+    path = tmp_path / "w.pth"
+    if content is None:
+        torch.save({"w": torch.zeros(2), "saved": datetime.datetime(2026, 1, 1)}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(WeightsError, match=re.escape(reason)) as info:
+        create_model("test", weights=path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
 
 
 def test_refuses_arbitrary_pickles(tmp_path):

@@ -272,6 +272,14 @@ def test_corrupt_images_are_skipped_and_counted(int8_run):
     assert info["calibration"]["used"] == info["calibration"]["selected"] - len(info["calibration"]["skipped"])
 
 
+def test_a_run_is_named_by_its_folder_model_or_record(int8_run):
+    from edgemv.quantize.artifacts import resolve_run
+
+    out = int8_run.out_dir
+    want = (out, out / "model.pth", out / "quantize.json")
+    assert resolve_run(out) == resolve_run(out / "model.pth") == resolve_run(out / "quantize.json") == want
+
+
 def test_save_restore_gives_identical_outputs(int8_run):
     x = _x()
     expected = int8_run.model(x)

@@ -8,6 +8,7 @@ import hashlib
 import os
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -61,13 +62,29 @@ def read_checkpoint(path) -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        with torch.serialization.safe_globals(_HARMLESS_GLOBALS):
+        # torch warns about pickle protocols it did not write; the error below says what matters
+        with torch.serialization.safe_globals(_HARMLESS_GLOBALS), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reader error becomes one line for the user
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
-            reason = "it holds Python objects beyond tensors, which edgemv refuses to unpickle (weights_only=True)"
-        raise WeightsError(f"cannot read checkpoint {path}: {reason[:300]}") from exc
+        raise WeightsError(f"cannot read checkpoint {path}: {_unreadable_reason(exc)[:300]}") from exc
+
+
+def _unreadable_reason(exc: Exception) -> str:
+    """Why torch.load / safetensors could not read a file, in a few words (torch's own messages run to a page)."""
+    text = str(exc)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return (f"it holds Python objects beyond tensors ({refused.group(1)}), which edgemv refuses to unpickle "
+                "(weights_only=True)")
+    if "Unsupported operand" in text or "weights_only" in text:
+        return ("not a torch.save checkpoint: a file of another kind, a damaged one, or a pickle the safe loader "
+                "refuses (weights_only=True)")
+    if isinstance(exc, EOFError):
+        return "the file is empty or cut short"
+    if "central directory" in text or "zip archive" in text:
+        return "its zip archive is damaged or incomplete (an interrupted download?)"
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def _find_in_folder(folder: Path) -> Path:

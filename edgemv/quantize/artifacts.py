@@ -90,8 +90,10 @@ def write_run(out_dir: Union[str, Path], model: torch.nn.Module, info: dict, for
 
 
 def resolve_run(path: Union[str, Path]):
-    """(run folder, model file, info file) for a run folder or its ``model.pth``."""
+    """(run folder, model file, info file) for a run folder, its ``model.pth`` or its ``quantize.json``."""
     path = Path(path).expanduser()
+    if path.is_file() and path.name == INFO_FILE:  # the run's record stands for its folder
+        path = path.parent
     if path.is_dir():
         folder, model_file = path, path / MODEL_FILE
     elif path.is_file():
