@@ -341,26 +341,58 @@ def test_import_edgemv_is_light():
     assert out.strip() == "[]"
 
 
+def test_e4m3_flips_are_counted_in_the_step_where_they_lie():
+    scale = 0.37
+    grid = lambda v: np.float32(v * scale)  # noqa: E731 - a value of the E4M3 grid, dequantized
+    # neighbours: in one binade, across a binade boundary (0.234375 | 0.25), in the subnormals, and 0.25 dequantized
+    # a float rounding below the grid value (it must still count as 0.25's binade)
+    own = np.array([grid(1.875), grid(0.234375), grid(2 ** -9), np.float32(0.25 * scale * (1 - 1e-7)), grid(12.0)])
+    ref = np.array([grid(2.0), grid(0.25), grid(2 * 2 ** -9), grid(0.28125), grid(14.0)])
+    flipped = np.array([True, True, True, True, False])
+    assert checks._e4m3_steps(own, ref, flipped, scale) == pytest.approx(1.0, abs=1e-4)
+    flipped[-1] = True  # 12 -> 14 is two steps of 1
+    assert checks._e4m3_steps(own, ref, flipped, scale) == pytest.approx(2.0, abs=1e-4)
+
+
+def test_fp8_graphs_get_their_own_free_running_bound():
+    assert checks.qdq_tol("int8") == checks.QDQ_TOL == 5e-2 and checks.qdq_tol("fp8") == checks.QDQ_TOL_FP8 == 0.12
+
+    class Session:  # ONNX Runtime's answer 8% off the reference: within FP8's worst-image bound, not INT8's
+        def get_inputs(self):
+            return [type("I", (), {"name": "x", "type": "tensor(float)"})()]
+
+        def run(self, _, feeds):
+            return [feeds["x"] * 1.08]
+
+    x = [np.ones((2, 4), np.float32)]
+    fp8 = checks.ort_parity(Session(), lambda v: v, x, "qdq", qdq_worst=checks.qdq_tol("fp8"))
+    int8 = checks.ort_parity(Session(), lambda v: v, x, "qdq", qdq_worst=checks.qdq_tol("int8"))
+    assert fp8.data["max"] == pytest.approx(0.08, rel=1e-5)
+    assert "0.12 max" in fp8.detail and "0.05 max" in int8.detail
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp8"])
 def test_mambavision_t_full(tmp_path, precision):
     """MambaVision-T at 224: export, parity, op list and the TensorRT-RTX build.
 
     INT8: the free-running ORT-vs-ModelOpt error is ~2e-2 here (rounding-tie flips amplified through 99 activation
-    quantizers, docs/export.md "Q/DQ parity"); the teacher-forced check must show the same function (1e-4)."""
+    quantizers, docs/export.md "Q/DQ parity"); the teacher-forced check must show the same function (1e-4). FP8 the
+    same, its flips measured in E4M3 steps; its free-running drift is about twice INT8's (checks.QDQ_TOL_FP8)."""
     torch.manual_seed(0)
     source = load_source(None, "t", "random")
-    if precision == "int8":
+    if precision in ("int8", "fp8"):
         mtq = pytest.importorskip("modelopt.torch.quantization")
+        cfg = mtq.INT8_DEFAULT_CFG if precision == "int8" else mtq.FP8_DEFAULT_CFG
         calib = [torch.randn(2, 3, 224, 224)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = mtq.quantize(source.model, mtq.INT8_DEFAULT_CFG, lambda m: [m(c) for c in calib])
-        source = ExportSource(model, "int8", "t", source.input_size, "t int8 (mtq)")
+            model = mtq.quantize(source.model, cfg, lambda m: [m(c) for c in calib])
+        source = ExportSource(model, precision, "t", source.input_size, f"t {precision} (mtq)")
     report = export_model(source, out=tmp_path / "t.onnx", trt_build=HAVE_RTX, parity_images=2)
     assert report.ok, [(c.name, c.detail) for c in report.checks]
     assert report.inputs[0][2] == ["batch", 3, 224, 224]
-    if precision == "int8":
+    if precision in ("int8", "fp8"):
         forced = next(c for c in report.checks if c.name.endswith("(teacher-forced)"))
         assert forced.data["max"] < 1e-4 and forced.data["max_steps"] < 1.01
         assert forced.data["flips"] < 1e-4 * forced.data["values"]  # one-step ties only (~70 at 224)
