@@ -19,6 +19,14 @@ class WeightsError(EdgemvError):
     """Weights that cannot be found, read or fetched."""
 
 
+class PickledObjectsError(WeightsError):
+    """A .pt/.pth file that holds Python objects beyond tensors: unpickling it would run code stored in it."""
+
+    def __init__(self, message: str, refused_global: str = ""):
+        super().__init__(message)
+        self.refused_global = refused_global  # the first object type the safe loader refused
+
+
 class CheckpointMismatchError(WeightsError):
     """A checkpoint whose keys or shapes do not match the model it is loaded into."""
 

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from .options import variant_option
+from .options import trust_pickle_option, variant_option
 from .table import format_table
 
 __all__ = ["export"]
@@ -42,13 +42,14 @@ def _shape(shape):
               help="Include the TensorRT-RTX parse+build (ahead of time, sm_86/sm_89; sm_89 for FP8).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx (default: model.onnx in the run folder, else edgemv-out/<variant>-<precision>/).")
+@trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, simplify, check,
-           trt_build, out, as_json):
+           trt_build, out, trust_pickle, as_json):
     """Export a model to ONNX for TensorRT: FP32, FP16 (--half), or the INT8/FP8 Q/DQ graph of a quantize run.
 
     RUN_OR_MODEL is a run folder from `edgemv quantize` (exports its Q/DQ model), a .pt file holding a whole
-    module (e.g. a pruned model), or a checkpoint file; without it, --variant and --weights pick an FP32 model.
+    module (e.g. a pruned model; with --trust-pickle), or a checkpoint file; without it, --variant and --weights pick an FP32 model.
 
     The graph is simplified (onnxsim, else onnxslim: the report says which ran), its Q/DQ scales are compared
     before and after, and it is checked: onnx.checker, ONNX Runtime against PyTorch (the fake-quantized model
@@ -65,7 +66,7 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
     if weights is not None and run_or_model is not None:
         raise click.UsageError("give either RUN_OR_MODEL or --weights, not both (a run folder carries its own "
                                "weights; a checkpoint file is the same as --weights FILE)")
-    source = load_source(run_or_model, variant=variant, weights=weights)
+    source = load_source(run_or_model, variant=variant, weights=weights, trust_pickle=trust_pickle)
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     report = export_model(source, out=out, opset=opset, dynamic_batch=dynamic_batch, half=half,
                           scan_form=scan_form, simplify=simplify, check=check, trt_build=trt_build, log=log,

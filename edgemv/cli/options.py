@@ -5,7 +5,7 @@ import click
 from ..errors import UnknownVariantError
 
 __all__ = ["VariantType", "variant_option", "weights_option", "device_option", "out_option", "scan_impl_option",
-           "batch_size_option", "seed_option"]
+           "batch_size_option", "seed_option", "trust_pickle_option"]
 
 
 class VariantType(click.ParamType):
@@ -60,3 +60,8 @@ scan_impl_option = click.option(
 batch_size_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True,
                                  help="Images per batch.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Seed for subsets and sampling.")
+trust_pickle_option = click.option(
+    "--trust-pickle", is_flag=True,
+    help="Load a whole model saved with torch.save(model) (a .pt/.pth of Python objects, e.g. a pruned model). "
+         "Unpickling runs code stored in the file: only for files you made. Checkpoints of tensors never need it.",
+)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .options import scan_impl_option, VariantType, batch_size_option, device_option, seed_option
+from .options import scan_impl_option, trust_pickle_option, VariantType, batch_size_option, device_option, seed_option
 from .table import format_table
 
 __all__ = ["validate", "EXIT_BUDGET", "BudgetExceeded"]
@@ -62,14 +62,15 @@ def _max_drop(value):
                    "causes: sensitivity.json and sensitivity.png in OUT. Needs a run folder and --data.")
 @click.option("--calib", type=click.Path(), default=None,
               help="Calibration images for --sensitivity [default: the run's own calibration images].")
+@trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or stage lines.")
 def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, reference, variant, weights, out,
-             report_path, sensitivity, calib, as_json, quiet):
+             report_path, sensitivity, calib, trust_pickle, as_json, quiet):
     """Compare RUN_OR_MODEL with its FP32 model on the same images and fail when the drop exceeds --max-drop.
 
     RUN_OR_MODEL is a quantize run folder, an ONNX file (run by ONNX Runtime), a TensorRT engine (when tensorrt is
-    installed) or a whole pickled PyTorch model. With labels: top-1/top-5 of both and the drop in points. Without:
+    installed) or a whole pickled PyTorch model (with --trust-pickle). With labels: top-1/top-5 of both and the drop in points. Without:
     top-1/top-5 agreement with FP32, logit cosine and KL. Writes a JSON report; exit status 3 when over budget.
 
     Data parallel: torchrun --nproc-per-node N -m edgemv validate RUN --data DIR (gloo on the CPU, NCCL on CUDA).
@@ -96,7 +97,8 @@ def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, refe
     try:
         report = run_validate(run_or_model, data=data, max_drop=_max_drop(max_drop), batch_size=batch_size,
                               device=device, limit=limit, seed=seed, reference=reference, variant=variant,
-                              weights=weights, progress=not quiet, ctx=ctx, log=log, command=command)
+                              weights=weights, progress=not quiet, ctx=ctx, log=log, command=command,
+                              trust_pickle=trust_pickle)
     finally:
         teardown(ctx)
     if not main:

@@ -93,15 +93,18 @@ class ExportReport:
 
 # ---------------------------------------------------------------------------------------------------- sources
 
-def load_source(run_or_model: Optional[str], variant: str = "t", weights: Optional[str] = None) -> ExportSource:
+def load_source(run_or_model: Optional[str], variant: str = "t", weights: Optional[str] = None,
+                trust_pickle: bool = False) -> ExportSource:
     """Resolve the CLI's RUN_OR_MODEL argument.
 
     - a folder with ``quantize.json``: a quantize run; the ModelOpt-restored model is exported with its Q/DQ;
-    - a ``.pt``/``.pth`` file holding a whole ``nn.Module`` (``torch.save(model)``, e.g. a pruned model);
+    - a ``.pt``/``.pth`` file holding a whole ``nn.Module`` (``torch.save(model)``, e.g. a pruned model): unpickled
+      only with ``trust_pickle`` (it runs code stored in the file; :func:`edgemv.models.pickled.load_whole_module`);
     - any other file, or nothing: FP32 ``variant`` with ``weights`` (a checkpoint path, hub id, 'official',
       'random'); RUN_OR_MODEL given as a checkpoint file is the same as ``--weights FILE``.
     """
     from ..models import create_model, get_variant
+    from ..models.pickled import load_whole_module
 
     if run_or_model is not None:
         path = Path(run_or_model)
@@ -111,7 +114,7 @@ def load_source(run_or_model: Optional[str], variant: str = "t", weights: Option
             raise ExportError(f"{path} is a folder without quantize.json: not a run folder from `edgemv quantize`")
         if not path.exists():
             raise ExportError(f"{path} does not exist (expected a run folder, a model file or a checkpoint)")
-        module = _maybe_whole_module(path)
+        module = load_whole_module(path, trust_pickle)
         if module is not None:
             spec = getattr(module, "variant", None)
             name = getattr(spec, "name", variant)
@@ -122,16 +125,6 @@ def load_source(run_or_model: Optional[str], variant: str = "t", weights: Option
     info = model.weights_info
     desc = f"{model.variant.name} FP32, weights {getattr(info, 'source', weights)}"
     return ExportSource(model, "fp32", model.variant.name, tuple(model.pretrained_cfg.input_size), desc)
-
-
-def _maybe_whole_module(path: Path) -> Optional[torch.nn.Module]:
-    if path.suffix not in (".pt", ".pth"):
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ExportError(f"cannot read {path}: {exc}") from None
-    return obj if isinstance(obj, torch.nn.Module) else None
 
 
 def _load_run(path: Path) -> ExportSource:

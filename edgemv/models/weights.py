@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from ..errors import WeightsError
+from ..errors import PickledObjectsError, WeightsError
 from .variants import Variant
 
 __all__ = ["WeightsInfo", "resolve_weights", "read_checkpoint", "sha256_file"]
@@ -67,13 +67,20 @@ def read_checkpoint(path) -> dict:
             warnings.simplefilter("ignore", UserWarning)
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every reader error becomes one line for the user
-        raise WeightsError(f"cannot read checkpoint {path}: {_unreadable_reason(exc)[:300]}") from exc
+        message = f"cannot read checkpoint {path}: {_unreadable_reason(exc)[:300]}"
+        refused = _REFUSED_GLOBAL.search(str(exc))
+        if refused:
+            raise PickledObjectsError(message, refused_global=refused.group(1)) from exc
+        raise WeightsError(message) from exc
+
+
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def _unreadable_reason(exc: Exception) -> str:
     """Why torch.load / safetensors could not read a file, in a few words (torch's own messages run to a page)."""
     text = str(exc)
-    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    refused = _REFUSED_GLOBAL.search(text)
     if refused:
         return (f"it holds Python objects beyond tensors ({refused.group(1)}), which edgemv refuses to unpickle "
                 "(weights_only=True)")

@@ -85,33 +85,29 @@ def _run_dir_of(path: Path) -> Optional[Path]:
     return folder if (folder / RUN_INFO_FILE).is_file() else None
 
 
-def _load_whole_module(path: Path) -> Optional[torch.nn.Module]:
-    if path.suffix not in (".pt", ".pth"):
-        return None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - damaged or foreign file: one line
-        raise ValidateError(f"cannot read {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
-    return obj if isinstance(obj, torch.nn.Module) else None
-
-
-def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[str], device) -> Tuple:
-    """(module, ModelInfo) of an FP32 reference: a run folder, a whole-module file, a checkpoint, or
-    variant/weights."""
+def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[str], device,
+               trust_pickle: bool = False) -> Tuple:
+    """(module, ModelInfo) of an FP32 reference: a run folder (or its model.pth / quantize.json), a whole-module
+    file, a checkpoint, or variant/weights."""
     from ..models import create_model
+    from ..models.pickled import load_whole_module
 
     if spec is not None:
         path = Path(spec).expanduser()
         if not path.exists():
             raise ValidateError(f"--reference {spec}: no such file or folder")
-        run = _run_dir_of(path)
+        if path.suffix.lower() == ".onnx" or path.suffix.lower() in ENGINE_SUFFIXES:
+            raise ValidateError(f"--reference {spec}: the FP32 reference runs in PyTorch; pass a run folder, a whole "
+                                "pickled model or a checkpoint with --variant (an ONNX file or engine can be the "
+                                "model validated, not its reference)")
+        run = _run_dir_of(path) if _load_is_run_model(path) else None
         if run is not None:
             from ..quantize import load_fp32_reference
 
             model = load_fp32_reference(run, device="cpu")
             return model, ModelInfo(f"FP32 of run {run} (quantizers off)", "torch", str(run), "fp32",
                                     f"pytorch {device}", model.variant.name)
-        module = _load_whole_module(path)
+        module = load_whole_module(path, trust_pickle)
         if module is not None:
             name = getattr(getattr(module, "variant", None), "name", None)
             return module, ModelInfo(f"module {path.name}", "torch", str(path), "fp32", f"pytorch {device}", name)
@@ -144,8 +140,12 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
 
 
 def resolve_models(target, reference: Optional[str] = None, variant: Optional[str] = None,
-                   weights: Optional[str] = None, device: str = "cpu", plugins: Sequence[str] = ()) -> Models:
-    """Build the candidate and its FP32 reference from the CLI's RUN_OR_MODEL (see the module docstring)."""
+                   weights: Optional[str] = None, device: str = "cpu", plugins: Sequence[str] = (),
+                   trust_pickle: bool = False) -> Models:
+    """Build the candidate and its FP32 reference from the CLI's RUN_OR_MODEL (see the module docstring).
+    ``trust_pickle``: unpickle whole models saved with torch.save(model) (runs code stored in the file)."""
+    from ..models.pickled import load_whole_module
+
     path = Path(str(target)).expanduser()
     if not path.exists():
         raise ValidateError(f"{target}: no such run folder or model file")
@@ -155,7 +155,7 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     if path.is_dir() and run is None:
         raise ValidateError(f"{path} is a folder without {RUN_INFO_FILE}: not a run folder from `edgemv quantize`")
 
-    if run is not None and (path.is_dir() or suffix in (".pth", ".pt")) and _load_is_run_model(path):
+    if run is not None and (path.is_dir() or suffix in (".pth", ".pt", ".json")) and _load_is_run_model(path):
         from ..quantize import load_quantized, read_run_info
 
         info = read_run_info(run)
@@ -170,14 +170,14 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
             rinfo = ModelInfo(f"FP32 of run {run} (quantizers off)", "torch", str(run), "fp32", f"pytorch {device}",
                               ref.variant.name)
         else:
-            ref, rinfo = _fp32_from(reference, variant, weights, device)
+            ref, rinfo = _fp32_from(reference, variant, weights, device, trust_pickle)
         return Models(TorchPredictor(cand, device), TorchPredictor(ref, device), cinfo, rinfo, cand.pretrained_cfg,
                       run, info, notes)
 
     # candidates that are not a run's PyTorch model need an FP32 reference from somewhere
     if reference is None and variant is None and run is not None:
         reference = str(run)
-    ref_model, rinfo = _fp32_from(reference, variant, weights, device)
+    ref_model, rinfo = _fp32_from(reference, variant, weights, device, trust_pickle)
     cfg = getattr(ref_model, "pretrained_cfg", None)
     info = None
     if run is not None:
@@ -200,7 +200,7 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
                           f"tensorrt {runner.trt.__version__}")
         cfg = _match_input_size(cfg, runner.input_hw, notes)
     else:
-        module = _load_whole_module(path)
+        module = load_whole_module(path, trust_pickle)
         if module is None:
             from ..models import create_model
 
@@ -221,9 +221,9 @@ def _load_is_run_model(path: Path) -> bool:
     """A run folder itself, or the run's own model file (not some other .pt lying in it)."""
     if path.is_dir():
         return True
-    from ..quantize import MODEL_FILE
+    from ..quantize import INFO_FILE, MODEL_FILE
 
-    return path.name == MODEL_FILE
+    return path.name in (MODEL_FILE, INFO_FILE)
 
 
 def _match_input_size(cfg, hw, notes: List[str]):
@@ -363,7 +363,7 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
              variant: Optional[str] = None, weights: Optional[str] = None, progress: bool = True,
              ctx: Optional[DistContext] = None, log: Callable[[str], None] = lambda s: None,
              command: Optional[str] = None, models: Optional[Models] = None,
-             on_batch: Optional[Callable] = None) -> Optional[ValidationReport]:
+             on_batch: Optional[Callable] = None, trust_pickle: bool = False) -> Optional[ValidationReport]:
     """Compare ``target`` with its FP32 reference on ``data`` and judge the drop against ``max_drop``.
 
     Returns the report on rank 0; other ranks of a data-parallel run get the same report broadcast (so every rank
@@ -382,7 +382,7 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
 
         with warnings.catch_warnings():  # ModelOpt's note about tensor parallelism, once per module class
             warnings.filterwarnings("ignore", message=".*no parallel_state is set.*")
-            models = resolve_models(target, reference, variant, weights, device)
+            models = resolve_models(target, reference, variant, weights, device, trust_pickle=trust_pickle)
     seconds = {"load": time.perf_counter() - t0}
     if data is not None:
         image_set = discover_images(data, seed=seed, limit=limit)
