@@ -4,7 +4,8 @@ The CLI turns every ``EdgemvError`` into one line on stderr and a non-zero exit;
 keeps its traceback.
 """
 
-__all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "CheckpointMismatchError", "DataError", "ScanImplError"]
+__all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "PickledObjectsError", "CheckpointMismatchError",
+           "DataError", "ScanImplError"]
 
 
 class EdgemvError(Exception):

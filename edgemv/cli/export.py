@@ -49,7 +49,8 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
     """Export a model to ONNX for TensorRT: FP32, FP16 (--half), or the INT8/FP8 Q/DQ graph of a quantize run.
 
     RUN_OR_MODEL is a run folder from `edgemv quantize` (exports its Q/DQ model), a .pt file holding a whole
-    module (e.g. a pruned model; with --trust-pickle), or a checkpoint file; without it, --variant and --weights pick an FP32 model.
+    module (e.g. a pruned model; with --trust-pickle), or a checkpoint file; without it, --variant and --weights
+    pick an FP32 model.
 
     The graph is simplified (onnxsim, else onnxslim: the report says which ran), its Q/DQ scales are compared
     before and after, and it is checked: onnx.checker, ONNX Runtime against PyTorch (the fake-quantized model

@@ -70,8 +70,9 @@ def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, refe
     """Compare RUN_OR_MODEL with its FP32 model on the same images and fail when the drop exceeds --max-drop.
 
     RUN_OR_MODEL is a quantize run folder, an ONNX file (run by ONNX Runtime), a TensorRT engine (when tensorrt is
-    installed) or a whole pickled PyTorch model (with --trust-pickle). With labels: top-1/top-5 of both and the drop in points. Without:
-    top-1/top-5 agreement with FP32, logit cosine and KL. Writes a JSON report; exit status 3 when over budget.
+    installed) or a whole pickled PyTorch model (with --trust-pickle). With labels: top-1/top-5 of both and the
+    drop in points. Without: top-1/top-5 agreement with FP32, logit cosine and KL. Writes a JSON report; exit
+    status 3 when over budget.
 
     Data parallel: torchrun --nproc-per-node N -m edgemv validate RUN --data DIR (gloo on the CPU, NCCL on CUDA).
 

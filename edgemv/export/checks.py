@@ -23,9 +23,10 @@ FP32_TOL = 1e-4
 FP16_TOL = 2e-2
 # Q/DQ graphs against the fake-quantized PyTorch model: ONNX Runtime and ModelOpt's fake quantization agree to ~1e-7
 # except where a value lands within float rounding of a rounding boundary and the two pick neighbouring integers;
-# that one-step difference then propagates. The median over images must meet FP32_TOL, the worst image QDQ_TOL (FP8: QDQ_TOL_FP8);
-# in deep graphs (MambaVision-T at 224: median 2e-2) the median criterion is replaced by qdq_forced_parity, which
-# is stricter (logits to FP32_TOL once the quantizers' choices are forced equal), not by a larger tolerance.
+# that one-step difference then propagates. The median over images must meet FP32_TOL, the worst image QDQ_TOL
+# (FP8: QDQ_TOL_FP8); in deep graphs (MambaVision-T at 224: median 2e-2) the median criterion is replaced by
+# qdq_forced_parity, which is stricter (logits to FP32_TOL once the quantizers' choices are forced equal), not by a
+# larger tolerance.
 QDQ_TOL = 5e-2
 # The same worst-image bound for FP8 (E4M3) graphs. A tie flip there moves a value by one E4M3 step, 1/16 to 1/8 of
 # the value itself, and ties are 4x as frequent (T: 1.2-1.3e-5 of the activation values against INT8's 3-5e-6; every
