@@ -2,7 +2,6 @@
 plain-op forms on a fixed seed, and it fails an implementation that is slightly wrong (so it can catch one)."""
 
 import os
-import sys
 
 import pytest
 
