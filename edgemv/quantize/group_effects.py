@@ -180,8 +180,9 @@ def main(argv=None) -> int:  # pragma: no cover - a measurement script
     rows = measure_group_effects(model, calib, evals, labels, a.precision, a.method, rows=rows, log=log)
     text = json.dumps({"args": vars(a), "rows": rows}, indent=1)
     if a.json:
-        with open(a.json, "w") as f:
-            f.write(text + "\n")
+        from ..atomic import write_bytes_atomic
+
+        write_bytes_atomic(a.json, (text + "\n").encode())
     else:
         print(text)
     return 0
