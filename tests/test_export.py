@@ -173,6 +173,13 @@ def test_quantized_run_folder(tmp_path, precision):
         assert build.data["targets"] == (["sm_89"] if precision == "fp8" else ["sm_86", "sm_89"])
 
 
+def test_a_run_is_exported_when_named_by_its_model_or_record(tmp_path):
+    folder = _quantized_run(tmp_path, "int8")
+    for name in ("model.pth", "quantize.json"):
+        source = load_source(str(folder / name))
+        assert source.run_dir == folder and source.precision == "int8"
+
+
 def test_ort_form_dequantizes_conv_weights(tmp_path):
     """The ONNX Runtime-only form: Conv/Gemm weight DequantizeLinear (and the QuantizeLinear of the constant weight)
     become float initializers with the values ORT computes; MatMul weights keep their Q/DQ (MatMulIntegerToFloat)."""

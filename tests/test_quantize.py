@@ -278,6 +278,12 @@ def test_a_run_is_named_by_its_folder_model_or_record(int8_run):
     out = int8_run.out_dir
     want = (out, out / "model.pth", out / "quantize.json")
     assert resolve_run(out) == resolve_run(out / "model.pth") == resolve_run(out / "quantize.json") == want
+    from edgemv.quantize import run_folder_of
+
+    assert run_folder_of(out) == run_folder_of(out / "model.pth") == run_folder_of(out / "quantize.json") == out
+    (out / "other.pt").write_bytes(b"")
+    assert run_folder_of(out / "other.pt") is None and run_folder_of(out.parent) is None
+    (out / "other.pt").unlink()
 
 
 def test_save_restore_gives_identical_outputs(int8_run):

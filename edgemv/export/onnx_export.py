@@ -97,7 +97,8 @@ def load_source(run_or_model: Optional[str], variant: str = "t", weights: Option
                 trust_pickle: bool = False) -> ExportSource:
     """Resolve the CLI's RUN_OR_MODEL argument.
 
-    - a folder with ``quantize.json``: a quantize run; the ModelOpt-restored model is exported with its Q/DQ;
+    - a folder with ``quantize.json`` (or its ``model.pth`` or ``quantize.json``): a quantize run; the
+      ModelOpt-restored model is exported with its Q/DQ;
     - a ``.pt``/``.pth`` file holding a whole ``nn.Module`` (``torch.save(model)``, e.g. a pruned model): unpickled
       only with ``trust_pickle`` (it runs code stored in the file; :func:`edgemv.models.pickled.load_whole_module`);
     - any other file, or nothing: FP32 ``variant`` with ``weights`` (a checkpoint path, hub id, 'official',
@@ -107,10 +108,13 @@ def load_source(run_or_model: Optional[str], variant: str = "t", weights: Option
     from ..models.pickled import load_whole_module
 
     if run_or_model is not None:
+        from ..quantize import run_folder_of
+
         path = Path(run_or_model)
+        run = run_folder_of(path)
+        if run is not None:
+            return _load_run(run)
         if path.is_dir():
-            if (path / "quantize.json").is_file():
-                return _load_run(path)
             raise ExportError(f"{path} is a folder without quantize.json: not a run folder from `edgemv quantize`")
         if not path.exists():
             raise ExportError(f"{path} does not exist (expected a run folder, a model file or a checkpoint)")

@@ -24,8 +24,8 @@ from ..errors import EdgemvError
 from .fold import FOLD_RECORD_KEY
 
 __all__ = ["RunFolderError", "MODEL_FILE", "INFO_FILE", "RUN_SCHEMA", "write_run", "read_run_info",
-           "load_quantized", "load_fp32_reference", "rebuild_architecture", "resolve_run", "default_out_dir",
-           "check_out_dir"]
+           "load_quantized", "load_fp32_reference", "rebuild_architecture", "resolve_run", "run_folder_of",
+           "default_out_dir", "check_out_dir"]
 
 MODEL_FILE = "model.pth"
 INFO_FILE = "quantize.json"
@@ -89,10 +89,20 @@ def write_run(out_dir: Union[str, Path], model: torch.nn.Module, info: dict, for
     return sizes
 
 
+def run_folder_of(path: Union[str, Path]) -> Optional[Path]:
+    """The run folder ``path`` names: the folder itself, its ``model.pth`` or its ``quantize.json`` (the run's
+    record stands for it); None for anything else, such as another file lying in a run folder."""
+    path = Path(path).expanduser()
+    folder = path if path.is_dir() else path.parent
+    if not (folder / INFO_FILE).is_file():
+        return None
+    return folder if path.is_dir() or path.name in (MODEL_FILE, INFO_FILE) else None
+
+
 def resolve_run(path: Union[str, Path]):
     """(run folder, model file, info file) for a run folder, its ``model.pth`` or its ``quantize.json``."""
     path = Path(path).expanduser()
-    if path.is_file() and path.name == INFO_FILE:  # the run's record stands for its folder
+    if path.is_file() and path.name == INFO_FILE:
         path = path.parent
     if path.is_dir():
         folder, model_file = path, path / MODEL_FILE

@@ -100,7 +100,9 @@ def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[st
             raise ValidateError(f"--reference {spec}: the FP32 reference runs in PyTorch; pass a run folder, a whole "
                                 "pickled model or a checkpoint with --variant (an ONNX file or engine can be the "
                                 "model validated, not its reference)")
-        run = _run_dir_of(path) if _load_is_run_model(path) else None
+        from ..quantize import run_folder_of
+
+        run = run_folder_of(path)
         if run is not None:
             from ..quantize import load_fp32_reference
 
@@ -145,6 +147,7 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     """Build the candidate and its FP32 reference from the CLI's RUN_OR_MODEL (see the module docstring).
     ``trust_pickle``: unpickle whole models saved with torch.save(model) (runs code stored in the file)."""
     from ..models.pickled import load_whole_module
+    from ..quantize import run_folder_of
 
     path = Path(str(target)).expanduser()
     if not path.exists():
@@ -155,7 +158,7 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     if path.is_dir() and run is None:
         raise ValidateError(f"{path} is a folder without {RUN_INFO_FILE}: not a run folder from `edgemv quantize`")
 
-    if run is not None and (path.is_dir() or suffix in (".pth", ".pt", ".json")) and _load_is_run_model(path):
+    if run_folder_of(path) is not None:
         from ..quantize import load_quantized, read_run_info
 
         info = read_run_info(run)
@@ -215,15 +218,6 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     if cfg is None:
         raise ValidateError("cannot tell the input size and normalisation: the reference has no pretrained_cfg")
     return Models(cand, TorchPredictor(ref_model, device), cinfo, rinfo, cfg, run, info, notes)
-
-
-def _load_is_run_model(path: Path) -> bool:
-    """A run folder itself, or the run's own model file (not some other .pt lying in it)."""
-    if path.is_dir():
-        return True
-    from ..quantize import INFO_FILE, MODEL_FILE
-
-    return path.name in (MODEL_FILE, INFO_FILE)
 
 
 def _match_input_size(cfg, hw, notes: List[str]):
