@@ -5,7 +5,7 @@ keeps its traceback.
 """
 
 __all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "PickledObjectsError", "CheckpointMismatchError",
-           "DataError", "ScanImplError"]
+           "DataError", "ScanImplError", "ScanInputError"]
 
 
 class EdgemvError(Exception):
@@ -38,3 +38,7 @@ class DataError(EdgemvError):
 
 class ScanImplError(EdgemvError, ValueError):
     """An unknown selective-scan implementation name, or one not available on this device."""
+
+
+class ScanInputError(EdgemvError, ValueError):
+    """Selective-scan arguments whose shapes, dtypes or devices do not fit together."""

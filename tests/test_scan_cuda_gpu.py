@@ -135,3 +135,33 @@ def test_rows_kernel_refuses_unaligned_rows_and_auto_runs_the_staged_form(tmp_pa
     y = selective_scan_triton(**dict(inp, u=shifted))
     ref = _ref(inp)
     assert rel_err(y.cpu(), ref) < 2e-3
+
+
+@pytest.mark.parametrize("entry", ["auto", "triton seq", "cuda rows", "cuda staged", "op"])
+@pytest.mark.parametrize("bad", ["B longer", "delta short", "A on the CPU", "D of 1"])
+def test_arguments_that_do_not_fit_are_refused_before_a_launch(entry, bad):
+    # read by u's shape, a longer B or a CPU pointer would be an illegal address (the context lost for good); each
+    # entry point checks first (edgemv.ops.inputs), and the GPU stays usable after each refusal
+    import edgemv.ops as ops
+    from edgemv.errors import ScanInputError
+    from edgemv.ops.scan_triton import selective_scan_triton
+
+    inp = _cuda(make(2, 32, 64, torch.float16, model_layout=False))
+    if bad == "B longer":
+        inp["B"] = torch.randn(2, 8, 65, device="cuda", dtype=torch.float16)
+    elif bad == "delta short":
+        inp["delta"] = inp["delta"][:, :, :63]
+    elif bad == "A on the CPU":
+        inp["A"] = inp["A"].cpu()
+    else:
+        inp["D"] = torch.ones(1, device="cuda")
+    calls = {
+        "auto": lambda: ops.selective_scan(**inp, impl="auto"),
+        "triton seq": lambda: selective_scan_triton(**inp, variant="seq"),
+        "cuda rows": lambda: scan_cuda.selective_scan_cuda(**inp, lanes=2, rows=True),
+        "cuda staged": lambda: scan_cuda.selective_scan_cuda(**inp),
+        "op": lambda: torch.ops.edgemv.selective_scan(*inp.values(), "auto"),
+    }
+    with pytest.raises(ScanInputError):
+        calls[entry]()
+    torch.cuda.synchronize()  # nothing was launched out of bounds

@@ -20,6 +20,7 @@ import sys
 
 import torch
 
+from .inputs import check_scan_inputs
 from .op import IMPLS, resolve_impl, run_impl, selective_scan_op, triton_available
 from .scan_chunked import default_chunk, selective_scan_chunked
 from .scan_doubling import selective_scan_doubling
@@ -209,6 +210,7 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
     name = get_scan_impl() if impl is None else impl
     _check("impl", name)
     if _exporting_decomposed():
+        check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
         return _DECOMPOSED[_settings["decomposition"]](u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     if _plain_eager_call((u, delta, A, B, C, D, z, delta_bias)):
         return run_impl(name, u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))

@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from .inputs import check_scan_inputs
 from .scan_chunked import selective_scan_chunked
 from .scan_doubling import selective_scan_doubling
 from .scan_ref import selective_scan_ref
@@ -51,7 +52,8 @@ def resolve_impl(impl: str, device: torch.device) -> str:
 
 
 def run_impl(impl: str, u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """Run one concrete implementation (no custom op around it)."""
+    """Run one concrete implementation (no custom op around it), after :func:`check_scan_inputs`."""
+    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     name = resolve_impl(impl, u.device)
     if name == "ref":
         y = selective_scan_ref(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
@@ -70,7 +72,7 @@ def run_impl(impl: str, u, delta, A, B, C, D=None, z=None, delta_bias=None, delt
         y = selective_scan_triton(
             u, delta, A, B, C,
             None if D is None else D.contiguous(), z,
-            None if delta_bias is None else delta_bias.contiguous(), delta_softplus,
+            None if delta_bias is None else delta_bias.contiguous(), delta_softplus, check=False,
         )
     return y.contiguous()
 

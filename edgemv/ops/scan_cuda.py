@@ -41,6 +41,8 @@ import tempfile
 
 import torch
 
+from .inputs import check_scan_inputs
+
 __all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx",
            "form_refusal", "launch", "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
            "selective_scan_cpu_emulation"]
@@ -335,12 +337,15 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
 
 
 def selective_scan_cuda(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
-                        lanes=4, rows=False, short=False, defines=()):
+                        lanes=4, rows=False, short=False, defines=(), check=True):
     """Same contract as :func:`edgemv.ops.selective_scan` for N = 8; CUDA tensors. ``lanes``: lanes per channel (1, 2
     or 4); ``out``: a (batch, D, L) tensor of u's dtype to write y into. The staged kernel takes any strides;
     ``rows=True`` runs the rows form (cuda/scan_rows.cuh), ``short=True`` the short form (cuda/scan_short.cuh); each
     raises :class:`FormRefusal` (a ValueError) for inputs it cannot take (:func:`rows_refusal`,
-    :func:`short_refusal`)."""
+    :func:`short_refusal`). ``check=False`` skips :func:`~edgemv.ops.inputs.check_scan_inputs` (shapes, dtypes,
+    devices), for callers that have run it."""
+    if check:
+        check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel() == 0:
         return y
@@ -403,6 +408,7 @@ def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=N
     ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
     if u.dtype != torch.float32 or u.device.type != "cpu":
         raise ValueError("the CPU emulation takes float32 CPU tensors")
+    check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel():

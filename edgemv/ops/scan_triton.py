@@ -26,6 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .inputs import check_scan_inputs
+
 __all__ = ["selective_scan_triton", "pick_config", "pick_par_config", "PAR_MAX_L", "PAR_POLY", "PREFETCH_DIST",
            "VARIANTS"]
 
@@ -836,8 +838,9 @@ def pick_config(dim: int, length: int, n: int = 8):
 
 def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                           block_d=None, block_l=None, num_warps=None, variant=None, out=None, poly=None,
-                          prefetch=None, lanes=None, tile=None, rows=False, short=False):
-    """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only.
+                          prefetch=None, lanes=None, tile=None, rows=False, short=False, check=True):
+    """Same contract as :func:`edgemv.ops.selective_scan`; CUDA tensors only. ``check=False`` skips
+    :func:`~edgemv.ops.inputs.check_scan_inputs` (shapes, dtypes, devices), for callers that have run it.
 
     ``variant`` (None reads the EDGEMV_TRITON_SCAN environment variable, default 'auto'):
 
@@ -861,6 +864,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     (default ``PAR_POLY``). ``prefetch`` ('seq', 'pipe', 'lanes'; N = 8): how many trips ahead the L1 prefetch
     reaches, 0 to switch it off (default ``PREFETCH_DIST``; 'pipe' prefetches only B and C, two trips ahead).
     """
+    if check:
+        check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, dim, length = u.shape
     n = A.shape[1]
     if n & (n - 1):
@@ -876,7 +881,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
 
             def run(v, opts, o):
                 return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=v,
-                                             out=o, prefetch=prefetch, **opts)
+                                             out=o, prefetch=prefetch, check=False, **opts)
 
             choice = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus)
             return run_choice(run, choice, out)
@@ -885,7 +890,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         from .scan_cuda import selective_scan_cuda
 
         return selective_scan_cuda(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out=out, lanes=lanes or 4,
-                                   rows=rows, short=short)
+                                   rows=rows, short=short, check=False)
     if variant == "par" and triton.next_power_of_2(max(length, 1)) > PAR_MAX_L:
         raise ValueError(f"variant 'par' holds the whole sequence in registers: L <= {PAR_MAX_L}, got {length}")
     if out is None:
