@@ -165,3 +165,23 @@ def test_arguments_that_do_not_fit_are_refused_before_a_launch(entry, bad):
     with pytest.raises(ScanInputError):
         calls[entry]()
     torch.cuda.synchronize()  # nothing was launched out of bounds
+
+
+@pytest.mark.parametrize("after_uniform", [False, True])
+def test_mixed_float_dtypes_match_float64(tmp_path, monkeypatch, after_uniform):
+    # the inputs' float dtypes may differ (edgemv.ops.inputs): the CUDA C++ kernel refuses them, and 'auto' runs a
+    # Triton kernel, which reads each tensor in its own dtype; also when the problem's key (u's dtype) was tuned on
+    # uniform inputs first and remembers a CUDA choice
+    import edgemv.ops as ops
+
+    monkeypatch.setenv("EDGEMV_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(scan_tune, "_memory", {})
+    inp = _cuda(make(2, 160, 64, torch.float16, model_layout=False))
+    if after_uniform:
+        ops.selective_scan(**inp, impl="auto")
+    mixed = dict(inp, delta=inp["delta"].float(), B=inp["B"].bfloat16(), C=inp["C"].float(),
+                 D=inp["D"].half(), delta_bias=inp["delta_bias"].bfloat16())
+    y = ops.selective_scan(**mixed, impl="auto")
+    assert y.dtype == torch.float16
+    err = rel_err(y.cpu(), _ref(mixed))
+    assert math.isfinite(err) and err < TOL[torch.float16], err  # y is fp16; the reference reads the same values
