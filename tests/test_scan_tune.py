@@ -173,3 +173,19 @@ def test_a_remembered_cuda_choice_falls_back_where_the_kernel_refuses_the_inputs
         raise ValueError("bad input")
     with pytest.raises(ValueError, match="bad input"):
         scan_tune.run_choice(failing, ("seq", {"block_d": 64}), None)
+
+
+def test_mixed_dtypes_are_a_problem_of_their_own(cache):
+    # the CUDA C++ kernel takes one dtype only: a choice tuned on uniform inputs is not reused for mixed ones (it
+    # would refuse each call and fall back), and the uniform key keeps its format
+    calls = []
+    uniform = _inputs()
+    scan_tune.choose(_recording_run(calls), **uniform, timer=_timer_preferring(scan_tune.CANDIDATES[0], calls))
+    mixed = dict(uniform, delta=uniform["delta"].half(), C=uniform["C"].bfloat16())
+    calls.clear()
+    scan_tune.choose(_recording_run(calls), **mixed, timer=_timer_preferring(scan_tune.CANDIDATES[-1], calls))
+    assert calls == list(scan_tune.CANDIDATES)  # tuned again
+    keys = sorted(json.loads(cache.read_text()))
+    assert len(keys) == 2
+    assert any("|float32|2x16x49|" in k for k in keys)
+    assert any("|float32/float16/float32/bfloat16|2x16x49|" in k for k in keys)

@@ -78,9 +78,11 @@ def _gpu_name(device: torch.device) -> str:
 
 
 def _problem(u, delta, B, C, D, z, delta_bias, delta_softplus) -> tuple:
-    # what the choice depends on, cheap to build (this runs on every call of the op): device, dtype, sizes,
-    # options, which strides are 1
-    return (u.device, u.dtype, tuple(u.shape),
+    # what the choice depends on, cheap to build (this runs on every call of the op): device, dtypes (u's, and
+    # delta's, B's and C's where they differ from it: the CUDA C++ kernel takes one dtype only), sizes, options,
+    # which strides are 1
+    dtype = u.dtype if u.dtype == delta.dtype == B.dtype == C.dtype else (u.dtype, delta.dtype, B.dtype, C.dtype)
+    return (u.device, dtype, tuple(u.shape),
             (D is not None, z is not None, delta_bias is not None, bool(delta_softplus)),
             tuple(s == 1 for s in (*u.stride(), *delta.stride(), *B.stride(), *C.stride())))
 
@@ -89,7 +91,8 @@ def _file_key(problem: tuple, cands: tuple) -> str:
     # the problem as the tuning file names it (the GPU by name: the file outlives the process), and whether the
     # CUDA C++ kernel was among the candidates
     device, dtype, (batch, dim, length), flags, ones = problem
-    return (f"{_gpu_name(device)}|{str(dtype)[6:]}|{batch}x{dim}x{length}|{''.join('1' if f else '0' for f in flags)}"
+    dtypes = "/".join(str(d)[6:] for d in (dtype if isinstance(dtype, tuple) else (dtype,)))
+    return (f"{_gpu_name(device)}|{dtypes}|{batch}x{dim}x{length}|{''.join('1' if f else '0' for f in flags)}"
             f"|{''.join('1' if o else 's' for o in ones)}" + (CUDA_KEY if len(cands) > len(CANDIDATES) else ""))
 
 
