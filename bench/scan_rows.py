@@ -75,8 +75,11 @@ def correctness(defines):
     failed = total = 0
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         worst = 0.0
-        for b, d, L, big, hd, hb, layout in CASES:
-            inp = rows_inputs(b, d, L, dtype, big, hd, hb, layout, gen=g)
+        # B and C as the model's x_proj slices: rows at its own dt_rank, 4- but not 8-byte aligned (6), and
+        # unaligned (5), which the kernels read in wide groups, in pairs, or a value per lane
+        for (b, d, L, big, hd, hb, layout), dt_rank in [(c, r) for c in CASES for r in (
+                (None, 6, 5) if c[-1] != "contiguous" else (None,))]:
+            inp = rows_inputs(b, d, L, dtype, big, hd, hb, layout, gen=g, dt_rank=dt_rank)
             ref = scan_f64(**inp)
             for label in CHECKED:
                 out = poisoned(inp["u"])
@@ -88,7 +91,8 @@ def correctness(defines):
                 worst = max(worst, err)
                 if not ok:
                     failed += 1
-                    print(f"FAIL {label} {dtype} b{b} d{d} L{L} big={big}: {err:.2e}", flush=True)
+                    print(f"FAIL {label} {dtype} b{b} d{d} L{L} big={big} {layout} dt_rank {dt_rank}: {err:.2e}",
+                          flush=True)
         print(f"correctness {str(dtype)[6:]}: worst relative error {worst:.2e}", flush=True)
     print(f"correctness: {total - failed}/{total} passed", flush=True)
     return failed == 0
