@@ -95,29 +95,6 @@ __device__ __forceinline__ float4 lds_f4(const float4* p) {
 #endif
 }
 
-// cp.async (sm_80 and later): a copy of BYTES (4 or 8) from global to shared memory that holds no register while in
-// flight, so a chunk's loads can be issued a chunk ahead without the registers of a second copy of its data. Each
-// lane waits for its own copies (cp_async_wait_all); a __syncwarp after it makes them visible to the other lanes.
-template <int BYTES>
-__device__ __forceinline__ void cp_async(void* smem, const void* gmem) {
-#ifdef EDGEMV_CPU_EMULATION
-  std::memcpy(smem, gmem, BYTES);
-#else
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;"
-               :: "r"((unsigned)__cvta_generic_to_shared(smem)), "l"(gmem), "n"(BYTES) : "memory");
-#endif
-}
-__device__ __forceinline__ void cp_async_commit() {
-#ifndef EDGEMV_CPU_EMULATION
-  asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void cp_async_wait_all() {
-#ifndef EDGEMV_CPU_EMULATION
-  asm volatile("cp.async.wait_all;" ::: "memory");
-#endif
-}
-
 __device__ __forceinline__ float lg2(float x) {  // log2(x), one MUFU instruction
 #ifdef EDGEMV_CPU_EMULATION
   return std::log2(x);

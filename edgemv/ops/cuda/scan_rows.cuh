@@ -92,14 +92,6 @@ template <> __device__ __forceinline__ uint2 pack<float>(const float (&f)[2]) {
 #define ROWS_WIDE_MIN_BLOCKS 18
 #endif
 
-// the loads a chunk ahead (a build knob): 1 issues them as cp.async straight into shared memory (a second buffer of
-// u's rows, and delta, B and C as loaded), so no register holds the next chunk; 0 loads them into a second set of
-// registers (Raw) and stages them from there. The registers decide how many blocks fit per SM (docs/scan.md).
-#ifndef ROWS_ASYNC
-#define ROWS_ASYNC 0
-#endif
-constexpr bool ASYNC = ROWS_ASYNC != 0;
-
 constexpr int SPLIT = 2;  // lanes per channel
 
 // u and y move between global and shared memory as whole 8-byte groups of rows, coalesced: in one access the warp
@@ -158,17 +150,9 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
   constexpr int DT_ROW = TT + 4;   // s_dt row (a channel's steps): conflict-free 128-bit stores and reads
   constexpr int ROW_LANES = CH / V, ROW_STEPS = WARP / ROW_LANES;  // delta along D: lanes per step, steps per load
-  // B and C as cp.async (ASYNC, contiguous along N, 4-byte aligned): a lane copies 4 bytes (BC_VALS values) of a
-  // step's 2 N, BC_SPA steps per access, BC_ACC accesses per chunk
-  constexpr int BC_VALS = 4 / (int)sizeof(E), BC_LPS = 2 * N / BC_VALS, BC_SPA = WARP / BC_LPS;
-  constexpr int BC_ACC = TT / BC_SPA;
   __shared__ __align__(16) float s_bc[TT * BC_STRIDE];
   __shared__ __align__(16) float s_dt[CH * DT_ROW];  // delta + bias, softplus'd, once per element
-  // a chunk's rows of u (two buffers with ASYNC: the next chunk's arrive during this one's scan) and of y
-  __shared__ uint2 s_u[(ASYNC ? 2 : 1) * CH * U_STRIDE], s_y[CH * U_STRIDE];
-  // ASYNC: delta and B, C as loaded, each lane's own slots (k WARP + lane), staged by the lane that copied them
-  __shared__ uint2 s_dt_raw[ASYNC ? DTV * WARP : 1];
-  __shared__ uint32_t s_bc_raw[ASYNC ? BC_ACC * WARP : 1];
+  __shared__ uint2 s_u[CH * U_STRIDE], s_y[CH * U_STRIDE];  // a chunk's rows of u and of y, 8-byte groups
 
   const int lane = threadIdx.x, ch = lane / SPLIT, part = lane % SPLIT;
   const int64_t bat = blockIdx.y;
@@ -221,38 +205,35 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
   const int bc_val = lane % (2 * N), bc_step = lane / (2 * N);
   const int64_t bcn_sl = bc_val < N ? p.sB_l : p.sC_l;
   const E* bcn_lane = (bc_val < N ? Bb + bc_val : Cb + (bc_val - N)) + bc_step * bcn_sl;
-  // ASYNC: B and C by cp.async where they lie along N and every 4-byte copy is aligned (always in fp32; 16-bit
-  // pairs need even strides and 4-byte aligned starts); else they are loaded when the chunk is staged
-  const int bca_val = (lane % BC_LPS) * BC_VALS, bca_step = lane / BC_LPS;
-  const int64_t bca_sl = bca_val < N ? p.sB_l : p.sC_l;
-  const E* bca_lane = (bca_val < N ? Bb + bca_val : Cb + (bca_val - N)) + bca_step * bca_sl;
-  const bool bc_async = ASYNC && bc_along_n
-      && (BC_VALS == 1 || (reinterpret_cast<uintptr_t>(Bb) % 4 == 0 && reinterpret_cast<uintptr_t>(Cb) % 4 == 0
-                           && p.sB_l % 2 == 0 && p.sC_l % 2 == 0));
   const E* dt_lane = static_cast<const E*>(p.dt) + bat * p.sdt_b
       + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
-  // the address of this lane's k-th 8-byte group of delta in the chunk at t0 (a full chunk, or a tail of nv groups,
-  // where `in` says whether it exists)
-  auto dt_group = [&](auto full, int t0, int nv, int k, bool& in) -> const uint2* {
+  // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row (NV for a whole chunk),
+  // steps below L
+  auto load = [&](auto full, int t0, int nv, Raw<E>& r) {
     constexpr bool FULL = decltype(full)::value;
-    if (DT_L) {
-      in = FULL || part * DTV + k < nv;
-      return reinterpret_cast<const uint2*>(dt_lane + t0) + k;
+    const E* u_t0 = u_bat + t0;
+#pragma unroll
+    for (int j = 0; j < UPL; ++j) {
+      if (FULL || grp < nv) r.u[j] = *reinterpret_cast<const uint2*>(u_t0 + u_off[j]);
     }
-    in = FULL || t0 + dt_step + k * ROW_STEPS < length;
-    return reinterpret_cast<const uint2*>(dt_lane + (int64_t)t0 * p.sdt_l + k * dt_rows);
-  };
-  // B and C of the chunk at t0 into registers: predicated loads (a select of a loaded value or zero would wait there
-  // for the load, and the tail's loads go out before the last whole chunk's scan); steps past a tail are staged
-  // stale and never read
-  auto load_bc = [&](auto full, int t0, E (&bc)[2 * N]) {
-    constexpr bool FULL = decltype(full)::value;
+    const E* q = dt_lane + (DT_L ? (int64_t)t0 : (int64_t)t0 * p.sdt_l);
+#pragma unroll
+    for (int k = 0; k < DTV; ++k) {
+      if (DT_L) {
+        if (FULL || part * DTV + k < nv) r.dt[k] = reinterpret_cast<const uint2*>(q)[k];
+      } else {
+        if (FULL || t0 + dt_step + k * ROW_STEPS < length) r.dt[k] = *reinterpret_cast<const uint2*>(q);
+        q += dt_rows;
+      }
+    }
+    // B and C: predicated loads, as above (a select of a loaded value or zero would wait there for the load, and the
+    // tail's loads go out before the last whole chunk's scan); steps past a tail are staged stale and never read
     if (bc_along_n) {
       const E* q2 = bcn_lane + t0 * bcn_sl;
       const int two_steps = 2 * (int)bcn_sl;
 #pragma unroll
       for (int k = 0; k < TT / 2; ++k) {
-        if (FULL || t0 + 2 * k + bc_step < length) bc[k] = q2[k * two_steps];
+        if (FULL || t0 + 2 * k + bc_step < length) r.bc[k] = q2[k * two_steps];
       }
     } else {
       const bool in = (TT == WARP || lane < TT) && (FULL || t0 + lane < length);
@@ -261,116 +242,42 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
 #pragma unroll
       for (int n = 0; n < N; ++n) {  // a 32-bit offset from the chunk's pointer: one wide multiply-add per address
         if (in) {
-          bc[n] = bp[n * sbn];
-          bc[N + n] = cp[n * scn];
+          r.bc[n] = bp[n * sbn];
+          r.bc[N + n] = cp[n * scn];
         }
       }
     }
-  };
-  auto stage_bc = [&](const E (&bc)[2 * N]) {
-    if (bc_along_n) {
-#pragma unroll
-      for (int k = 0; k < TT / 2; ++k) s_bc[(2 * k + bc_step) * BC_STRIDE + bc_val] = to_f(bc[k]);
-    } else if (TT == WARP || lane < TT) {
-      float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
-#pragma unroll
-      for (int q = 0; q < 4; ++q)
-        row[q] = make_float4(to_f(bc[4 * q]), to_f(bc[4 * q + 1]), to_f(bc[4 * q + 2]), to_f(bc[4 * q + 3]));
-    }
-  };
-  // delta's groups of this lane: bias and softplus, into s_dt (stale values past a tail are staged too, never read)
-  auto stage_dt = [&](int k, uint2 raw) {
-    float x[V];
-    unpack<E>(raw, x);
-    if (DT_L) {
-#pragma unroll
-      for (int e = 0; e < V; ++e) x[e] = step_size<E, SOFTPLUS>(x[e] + bias[0]);
-      store_f<V>(&s_dt[ch * DT_ROW + (part * DTV + k) * V], x);
-    } else {
-#pragma unroll
-      for (int e = 0; e < V; ++e)
-        s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
-    }
-  };
-
-  // without ASYNC: the chunk at t0 into registers (FULL: a whole chunk, no checks; otherwise the tail: nv valid
-  // 8-byte groups of a row, steps below L), then from them into shared memory
-  auto load = [&](auto full, int t0, int nv, Raw<E>& r) {
-    constexpr bool FULL = decltype(full)::value;
-    const E* u_t0 = u_bat + t0;
-#pragma unroll
-    for (int j = 0; j < UPL; ++j) {
-      if (FULL || grp < nv) r.u[j] = *reinterpret_cast<const uint2*>(u_t0 + u_off[j]);
-    }
-#pragma unroll
-    for (int k = 0; k < DTV; ++k) {
-      bool in;
-      const uint2* g = dt_group(full, t0, nv, k, in);
-      if (in) r.dt[k] = *g;
-    }
-    load_bc(full, t0, r.bc);
   };
   auto stage = [&](const Raw<E>& r) {
 #pragma unroll
     for (int j = 0; j < UPL; ++j) s_u[(row0 + j * RPI) * U_STRIDE + grp] = r.u[j];
-    stage_bc(r.bc);
+    if (bc_along_n) {
 #pragma unroll
-    for (int k = 0; k < DTV; ++k) stage_dt(k, r.dt[k]);
-  };
-
-  // with ASYNC: the chunk at t0 as cp.async, u into s_u_next, delta (and B, C where bc_async) into the raw slots
-  auto issue = [&](auto full, int t0, int nv, uint2* s_u_next) {
-    constexpr bool FULL = decltype(full)::value;
-    const E* u_t0 = u_bat + t0;
+      for (int k = 0; k < TT / 2; ++k) s_bc[(2 * k + bc_step) * BC_STRIDE + bc_val] = to_f(r.bc[k]);
+    } else if (TT == WARP || lane < TT) {
+      float4* row = reinterpret_cast<float4*>(&s_bc[lane * BC_STRIDE]);
 #pragma unroll
-    for (int j = 0; j < UPL; ++j) {
-      if (FULL || grp < nv) cp_async<8>(&s_u_next[(row0 + j * RPI) * U_STRIDE + grp], u_t0 + u_off[j]);
+      for (int q = 0; q < 4; ++q)
+        row[q] = make_float4(to_f(r.bc[4 * q]), to_f(r.bc[4 * q + 1]), to_f(r.bc[4 * q + 2]), to_f(r.bc[4 * q + 3]));
     }
 #pragma unroll
-    for (int k = 0; k < DTV; ++k) {
-      bool in;
-      const uint2* g = dt_group(full, t0, nv, k, in);
-      if (in) cp_async<8>(&s_dt_raw[k * WARP + lane], g);
-    }
-    if (bc_async) {
-      const E* q = bca_lane + t0 * bca_sl;
-      const int access = BC_SPA * (int)bca_sl;
+    for (int k = 0; k < DTV; ++k) {  // (stale values past a tail are staged too, and never read)
+      float x[V];
+      unpack<E>(r.dt[k], x);
+      if (DT_L) {
 #pragma unroll
-      for (int k = 0; k < BC_ACC; ++k) {
-        if (FULL || t0 + k * BC_SPA + bca_step < length) cp_async<4>(&s_bc_raw[k * WARP + lane], q + k * access);
+        for (int e = 0; e < V; ++e) x[e] = step_size<E, SOFTPLUS>(x[e] + bias[0]);
+        store_f<V>(&s_dt[ch * DT_ROW + (part * DTV + k) * V], x);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e)
+          s_dt[(dc + e) * DT_ROW + dt_step + k * ROW_STEPS] = step_size<E, SOFTPLUS>(x[e] + bias[e]);
       }
     }
-    cp_async_commit();
   };
-  // with ASYNC: the chunk at t0, once its copies have landed: delta and B, C from the raw slots into s_dt and s_bc
-  // (B and C loaded here where they cannot be copied)
-  auto stage_async = [&](auto full, int t0) {
-    cp_async_wait_all();
-#pragma unroll
-    for (int k = 0; k < DTV; ++k) stage_dt(k, s_dt_raw[k * WARP + lane]);
-    if (bc_async) {
-#pragma unroll
-      for (int k = 0; k < BC_ACC; ++k) {
-        const uint32_t w = s_bc_raw[k * WARP + lane];
-        float* dst = &s_bc[(k * BC_SPA + bca_step) * BC_STRIDE + bca_val];
-        if constexpr (BC_VALS == 1) {
-          *dst = __uint_as_float(w);
-        } else {
-          float f[4];
-          unpack<E>(make_uint2(w, w), f);
-          *reinterpret_cast<float2*>(dst) = make_float2(f[0], f[1]);
-        }
-      }
-    } else {
-      E bc[2 * N];
-      load_bc(full, t0, bc);
-      stage_bc(bc);
-    }
-  };
-
-  // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code), u
-  // from su; y into s_y
-  auto scan = [&](int nv, const uint2* su) {
+  // the chunk's steps of its first nv groups (a full chunk: all NV, unrolled into one block of straight code); y
+  // into s_y
+  auto scan = [&](int nv) {
     StepBC<K> ring[2];
     read_bc(s_bc, 0, part, ring[0]);
 #pragma unroll
@@ -384,7 +291,7 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
         const float2 dv = *reinterpret_cast<const float2*>(&s_dt[ch * DT_ROW + v * V]);
         d[0] = dv.x; d[1] = dv.y;
       }
-      unpack<E>(su[ch * U_STRIDE + v], x);
+      unpack<E>(s_u[ch * U_STRIDE + v], x);
 #pragma unroll
       for (int i = 0; i < V; ++i) {
         const int t = v * V + i;
@@ -406,57 +313,31 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
   };
 
   const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
+  Raw<E> cur, nxt;
   const std::true_type full;
   const std::false_type partial;
-  if constexpr (ASYNC) {
-    auto s_u_of = [&](int kk) { return &s_u[(kk & 1) * CH * U_STRIDE]; };
-    if (n_full > 0) issue(full, 0, NV, s_u_of(0));
-    else issue(partial, 0, tail, s_u_of(0));
-    for (int kk = 0; kk < n_full; ++kk) {
-      const int t0 = kk * TT;
-      stage_async(full, t0);
-      if (kk > 0) store_y(t0 - TT, NV);  // the previous chunk's (its scan ended before the last __syncwarp)
-      __syncwarp();  // every lane's copies of u, and the staging, visible; the previous u buffer free
-      if (kk + 1 < n_full) issue(full, t0 + TT, NV, s_u_of(kk + 1));  // in flight during this chunk's scan
-      else if (tail > 0) issue(partial, t0 + TT, tail, s_u_of(kk + 1));
-      scan(NV, s_u_of(kk));
-      __syncwarp();  // the next staging overwrites s_bc and s_dt; s_y is complete
-    }
-    if (tail > 0) {
-      stage_async(partial, n_full * TT);
-      if (n_full > 0) store_y((n_full - 1) * TT, NV);
-      __syncwarp();
-      scan(tail, s_u_of(n_full));
-      __syncwarp();
-      store_y(n_full * TT, tail);
-    } else if (n_full > 0) {
-      store_y((n_full - 1) * TT, NV);
-    }
-  } else {
-    Raw<E> cur, nxt;
-    if (n_full > 0) load(full, 0, NV, cur);
-    else load(partial, 0, tail, cur);
-    for (int kk = 0; kk < n_full; ++kk) {
-      const int t0 = kk * TT;
-      stage(cur);
-      if (kk > 0) store_y(t0 - TT, NV);  // the previous chunk's (its scan ended before the last __syncwarp)
-      __syncwarp();
-      if (kk + 1 < n_full) load(full, t0 + TT, NV, nxt);  // in flight during this chunk's scan
-      else if (tail > 0) load(partial, t0 + TT, tail, nxt);
-      scan(NV, s_u);
-      __syncwarp();  // the next staging overwrites s_u, s_bc and s_dt; s_y is complete
-      cur = nxt;
-    }
-    if (tail > 0) {
-      stage(cur);
-      if (n_full > 0) store_y((n_full - 1) * TT, NV);
-      __syncwarp();
-      scan(tail, s_u);
-      __syncwarp();
-      store_y(n_full * TT, tail);
-    } else if (n_full > 0) {
-      store_y((n_full - 1) * TT, NV);
-    }
+  if (n_full > 0) load(full, 0, NV, cur);
+  else load(partial, 0, tail, cur);
+  for (int kk = 0; kk < n_full; ++kk) {
+    const int t0 = kk * TT;
+    stage(cur);
+    if (kk > 0) store_y(t0 - TT, NV);  // the previous chunk's (its scan ended before the last __syncwarp)
+    __syncwarp();
+    if (kk + 1 < n_full) load(full, t0 + TT, NV, nxt);  // in flight during this chunk's scan
+    else if (tail > 0) load(partial, t0 + TT, tail, nxt);
+    scan(NV);
+    __syncwarp();  // the next staging overwrites s_u, s_bc and s_dt; s_y is complete
+    cur = nxt;
+  }
+  if (tail > 0) {
+    stage(cur);
+    if (n_full > 0) store_y((n_full - 1) * TT, NV);
+    __syncwarp();
+    scan(tail);
+    __syncwarp();
+    store_y(n_full * TT, tail);
+  } else if (n_full > 0) {
+    store_y((n_full - 1) * TT, NV);
   }
 }
 

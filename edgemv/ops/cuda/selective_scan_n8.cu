@@ -400,23 +400,10 @@ int with_dtype(int dtype, F&& f) {
   return (int)cudaGetLastError();
 }
 
-// all of the unified memory as shared memory for a kernel, set once: the one-warp blocks of the rows and short forms
-// fit 20 and more per SM only with more shared memory than the default split gives
-#ifndef ROWS_CARVEOUT  // a build knob: 0 leaves the rows form's kernels at the driver's split
-#define ROWS_CARVEOUT 1
-#endif
-template <auto Kernel>
-void prefer_shared() {
-  static const bool done = (cudaFuncSetAttribute(Kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                 cudaSharedmemCarveoutMaxShared), true);
-  (void)done;
-}
-
 // blocks per SM of a float32 rows build on the current device (its variants' registers are alike: the model's
 // layout stands for them)
 template <bool WIDE>
 int rows_resident() {
-  if (ROWS_CARVEOUT) prefer_shared<rows::scan_rows_kernel<float, true, false, WIDE>>();
   int r = 0;
   cudaOccupancyMaxActiveBlocksPerMultiprocessor(&r, rows::scan_rows_kernel<float, true, false, WIDE>, WARP, 0);
   return r;
@@ -473,9 +460,7 @@ extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, i
       using E = decltype(e);
       constexpr bool sp = decltype(softplus)::value, along_l = decltype(dt_l)::value;
       auto launch = [&](auto wide_build) {
-        constexpr auto kernel = rows::scan_rows_kernel<E, sp, along_l, decltype(wide_build)::value>;
-        if (ROWS_CARVEOUT) prefer_shared<kernel>();
-        kernel<<<grid, WARP, 0, s>>>(p);
+        rows::scan_rows_kernel<E, sp, along_l, decltype(wide_build)::value><<<grid, WARP, 0, s>>>(p);
       };
       if constexpr (std::is_same_v<E, float>) {
         if (wide) launch(std::true_type{});
@@ -503,8 +488,11 @@ extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, 
   return with_dtype(dtype, [&](auto e) {
     using E = decltype(e);
     with_flags(p.softplus, short_form::delta_flat(p), [&](auto softplus, auto flat) {
-      constexpr auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>;
-      prefer_shared<kernel>();
+      auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>;
+      // all of the unified memory as shared memory (20 blocks per SM and more), set once per kernel
+      static const bool carveout = (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                         cudaSharedmemCarveoutMaxShared), true);
+      (void)carveout;
       const int bytes = short_form::shared_bytes((int)p.length, (int)sizeof(E));
       kernel<<<grid_of(p, short_form::CH, batch), WARP, bytes, s>>>(p);
     });
