@@ -411,6 +411,8 @@ def main():
     ap.add_argument("--all-kernels", action="store_true",
                     help="correctness also of every N = 8 kernel 'auto' may pick (edgemv.ops.scan_tune.candidates(): the CUDA C++ kernel too where nvcc is found)")
     ap.add_argument("--shard", default="0/1", help="K/N: only every N-th correctness case from the K-th")
+    ap.add_argument("--impls", nargs="*", default=["triton", "chunked", "ref"],
+                    help="the implementations timed in the table (correctness always checks 'triton' and 'chunked')")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
@@ -439,7 +441,7 @@ def main():
     shapes = ((160, 196), (320, 49))
     batches = (128,) if args.smoke else (64, 128, 256)
     dtypes = (torch.float16,) if args.smoke else (torch.float16, torch.float32)
-    impls = ("triton",) if args.smoke else ("triton", "chunked", "ref")
+    impls = ("triton",) if args.smoke else tuple(args.impls)
     srows = sweep(device, shapes) if args.sweep else []
     trows = timings(device, impls, batches, shapes, dtypes, copy_gbs)
     with open(os.path.join(args.out, "scan_bench.json"), "w") as f:

@@ -103,12 +103,13 @@ constexpr int RPI = WARP / NV;                   // rows per access
 constexpr int UPL = (WARP / SPLIT) * NV / WARP;  // a chunk's 8-byte groups of u (and of y) per lane
 constexpr int U_STRIDE = NV + 1;                 // s_u / s_y row, in 8-byte groups: conflict-free reads along rows
 
-template <typename E>
+template <typename E, bool PAIRS = false>
 struct Raw {  // one chunk's inputs as loaded: UPL groups of u (rows lane / NV + j RPI, group lane % NV), this
               // lane's share of delta, and 2 N values of B and C: B_0..7, C_0..7 of step `lane`, or (B and C
               // contiguous along N, MambaVision's layout) value lane % 16 of steps 2 k + lane / 16
   uint2 u[UPL], dt[NV / SPLIT];
-  E bc[2 * N];
+  E bc[PAIRS ? 1 : 2 * N];
+  uint32_t bcw[PAIRS ? 8 : 1];  // PAIRS: 16-bit B and C two values per 32-bit load (below)
 };
 
 template <int K>
@@ -144,7 +145,18 @@ __device__ __forceinline__ float scan_step(float d, float x, const float (&a)[K]
   return acc + __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
 }
 
-template <typename E, bool SOFTPLUS, bool DT_L, bool WIDE = false>
+// whether 16-bit B and C can be read two values at a time (PAIRS, below): contiguous along N, every pair 4-byte
+// aligned (MambaVision's x_proj output where dt_rank is even)
+inline bool bc_pairs(const Params& p) {
+  const auto even = [](int64_t v) { return v % 2 == 0; };
+  return p.sB_n == 1 && p.sC_n == 1 && reinterpret_cast<uintptr_t>(p.B) % 4 == 0
+      && reinterpret_cast<uintptr_t>(p.C) % 4 == 0 && even(p.sB_b) && even(p.sB_l) && even(p.sC_b) && even(p.sC_l);
+}
+
+// PAIRS (16-bit inputs where bc_pairs holds; the entry point checks): a lane loads two values of a step's 2 N at
+// once, 4 steps per access, so a chunk's B and C take 8 loads and registers instead of 16 (on an H200 at 160 x 196
+// fp16, 3-5% faster; twelfth session, docs/benchmarks.md)
+template <typename E, bool SOFTPLUS, bool DT_L, bool WIDE = false, bool PAIRS = false>
 __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_BLOCKS) scan_rows_kernel(Params p) {
   constexpr int V = kVec<E>, TT = kSteps<E>, K = N / SPLIT, CH = WARP / SPLIT;
   constexpr int DTV = NV / SPLIT;  // 8-byte groups of delta this lane loads and stages per chunk
@@ -205,11 +217,16 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
   const int bc_val = lane % (2 * N), bc_step = lane / (2 * N);
   const int64_t bcn_sl = bc_val < N ? p.sB_l : p.sC_l;
   const E* bcn_lane = (bc_val < N ? Bb + bc_val : Cb + (bc_val - N)) + bc_step * bcn_sl;
+  static_assert(!PAIRS || sizeof(E) == 2, "pairs of 16-bit values");
+  constexpr int PAIR_SPA = WARP / N;  // steps per access of pairs: N lanes per step
+  const int pr_val = 2 * (lane % N), pr_step = lane / N;
+  const int64_t pr_sl = pr_val < N ? p.sB_l : p.sC_l;
+  const E* pr_lane = (pr_val < N ? Bb + pr_val : Cb + (pr_val - N)) + pr_step * pr_sl;
   const E* dt_lane = static_cast<const E*>(p.dt) + bat * p.sdt_b
       + (DT_L ? cc * p.sdt_d + part * DTV * V : min(c0 + dc, (int)p.dim - V) + dt_step * p.sdt_l);
   // FULL: a whole chunk (no checks); otherwise the tail: nv valid 8-byte groups of a row (NV for a whole chunk),
   // steps below L
-  auto load = [&](auto full, int t0, int nv, Raw<E>& r) {
+  auto load = [&](auto full, int t0, int nv, Raw<E, PAIRS>& r) {
     constexpr bool FULL = decltype(full)::value;
     const E* u_t0 = u_bat + t0;
 #pragma unroll
@@ -228,7 +245,14 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
     }
     // B and C: predicated loads, as above (a select of a loaded value or zero would wait there for the load, and the
     // tail's loads go out before the last whole chunk's scan); steps past a tail are staged stale and never read
-    if (bc_along_n) {
+    if (PAIRS) {
+      const E* q2 = pr_lane + t0 * pr_sl;
+      const int access = PAIR_SPA * (int)pr_sl;
+#pragma unroll
+      for (int k = 0; k < TT / PAIR_SPA; ++k) {
+        if (FULL || t0 + PAIR_SPA * k + pr_step < length) r.bcw[k] = *reinterpret_cast<const uint32_t*>(q2 + k * access);
+      }
+    } else if (bc_along_n) {
       const E* q2 = bcn_lane + t0 * bcn_sl;
       const int two_steps = 2 * (int)bcn_sl;
 #pragma unroll
@@ -248,10 +272,17 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
       }
     }
   };
-  auto stage = [&](const Raw<E>& r) {
+  auto stage = [&](const Raw<E, PAIRS>& r) {
 #pragma unroll
     for (int j = 0; j < UPL; ++j) s_u[(row0 + j * RPI) * U_STRIDE + grp] = r.u[j];
-    if (bc_along_n) {
+    if (PAIRS) {
+#pragma unroll
+      for (int k = 0; k < TT / PAIR_SPA; ++k) {
+        float f[kVec<E>];
+        unpack<E>(make_uint2(r.bcw[k], 0u), f);
+        *reinterpret_cast<float2*>(&s_bc[(PAIR_SPA * k + pr_step) * BC_STRIDE + pr_val]) = make_float2(f[0], f[1]);
+      }
+    } else if (bc_along_n) {
 #pragma unroll
       for (int k = 0; k < TT / 2; ++k) s_bc[(2 * k + bc_step) * BC_STRIDE + bc_val] = to_f(r.bc[k]);
     } else if (TT == WARP || lane < TT) {
@@ -313,7 +344,7 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
   };
 
   const int n_full = length / TT, tail = (length % TT) / V;  // the host checks that V divides L
-  Raw<E> cur, nxt;
+  Raw<E, PAIRS> cur, nxt;
   const std::true_type full;
   const std::false_type partial;
   if (n_full > 0) load(full, 0, NV, cur);

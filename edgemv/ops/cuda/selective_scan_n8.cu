@@ -459,14 +459,16 @@ extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, i
     with_flags(p.softplus, p.sdt_l == 1, [&](auto softplus, auto dt_l) {  // delta along L, else along D
       using E = decltype(e);
       constexpr bool sp = decltype(softplus)::value, along_l = decltype(dt_l)::value;
-      auto launch = [&](auto wide_build) {
-        rows::scan_rows_kernel<E, sp, along_l, decltype(wide_build)::value><<<grid, WARP, 0, s>>>(p);
+      auto launch = [&](auto wide_build, auto pairs) {
+        rows::scan_rows_kernel<E, sp, along_l, decltype(wide_build)::value, decltype(pairs)::value>
+            <<<grid, WARP, 0, s>>>(p);
       };
       if constexpr (std::is_same_v<E, float>) {
-        if (wide) launch(std::true_type{});
-        else launch(std::false_type{});
+        if (wide) launch(std::true_type{}, std::false_type{});
+        else launch(std::false_type{}, std::false_type{});
       } else {
-        launch(std::false_type{});
+        if (rows::bc_pairs(p)) launch(std::false_type{}, std::true_type{});
+        else launch(std::false_type{}, std::false_type{});
       }
     });
   });
@@ -488,13 +490,11 @@ extern "C" int edgemv_scan_short_cuda(const void* params, int dtype, int split, 
   return with_dtype(dtype, [&](auto e) {
     using E = decltype(e);
     with_flags(p.softplus, short_form::delta_flat(p), [&](auto softplus, auto flat) {
-      auto kernel = short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>;
-      // all of the unified memory as shared memory (20 blocks per SM and more), set once per kernel
-      static const bool carveout = (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                         cudaSharedmemCarveoutMaxShared), true);
-      (void)carveout;
+      // the driver's split of the unified memory between shared memory and L1: asking for all of it as shared
+      // memory was 11-14% slower on an H200 (twelfth session, docs/benchmarks.md; the L1 left to the loads, we think)
       const int bytes = short_form::shared_bytes((int)p.length, (int)sizeof(E));
-      kernel<<<grid_of(p, short_form::CH, batch), WARP, bytes, s>>>(p);
+      short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>
+          <<<grid_of(p, short_form::CH, batch), WARP, bytes, s>>>(p);
     });
   });
 }
