@@ -4,6 +4,7 @@
 # refactored loads of the register path. So: the previous commit's sources (carried in .baseline/s12, put in place
 # with bench/ab_files.sh), and this tree's builds with the carveout (ROWS_CARVEOUT=1) and without (0, the driver's
 # split, as before), two rounds, alternating.
+# (ROWS_ASYNC and ROWS_CARVEOUT are knobs of commit 8f8c6b7's sources, reverted in 3eacc8d: run it there.)
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s12 PYTHONUNBUFFERED=1
 source bench/ab_files.sh

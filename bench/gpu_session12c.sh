@@ -4,6 +4,8 @@
 # 8-20 bytes spilled), against the default build; fp16, the model's layout (the pairs apply there). (2) The short
 # form with and without its max-shared carveout (SHORT_CARVEOUT=0: the driver's split), since the rows form lost
 # 1.3-1.4x to that carveout (gpu_session12b.sh). Correctness of each build first; two rounds, alternating.
+# (ROWS_BC_PAIRS, ROWS_PAIRS_MIN_BLOCKS and SHORT_CARVEOUT were knobs of the working tree of that call; 845bfde
+# keeps the pairs and the driver's split without them.)
 set -u
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s12 PYTHONUNBUFFERED=1
 run() {
