@@ -28,8 +28,10 @@ using rows::WARP;
 constexpr int MAX_L = 64;  // longest sequence (the loads are unrolled for it; edgemv.ops.scan_cuda.SHORT_MAX_L)
 constexpr int SPLIT = 2;   // lanes per channel
 constexpr int CH = WARP / SPLIT, K = N / SPLIT;
-// one-warp blocks per SM the registers must allow (build knobs): 20 puts MambaVision-T's level 3 at batch 128 (2,560
-// blocks) in one wave on 132 SMs; float32 holds twice the loads in registers and takes fewer (it spilled at 20)
+// one-warp blocks per SM the registers must allow (build knobs): 20 would put MambaVision-T's level 3 at batch 128
+// (2,560 blocks) in one wave on 132 SMs (how many the driver's split of shared memory and L1 keeps resident was not
+// measured; asking for all-shared was slower); float32 holds twice the loads in registers and takes fewer (it
+// spilled at 20)
 #ifndef SHORT_MIN_BLOCKS
 #define SHORT_MIN_BLOCKS 20
 #endif
