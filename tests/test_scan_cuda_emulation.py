@@ -1,8 +1,9 @@
 """The CUDA C++ scan kernel (edgemv/ops/cuda/selective_scan_n8.cu; 1, 2 and 4 lanes per channel) compiled with g++
 and run on the CPU through edgemv/ops/cuda/cpu_emulation.h (one std::thread per lane, __syncwarp through a barrier),
 against the float64 reference: its chunking, lane mappings for each layout, masked tails, staging, paired shared
-layouts, partial sums and store are what is checked here; the GPU-only parts (MUFU exp2, half/bfloat16
-conversions, the volatile PTX shared accesses) are not. Skips without a C++20 compiler ($CXX or g++)."""
+layouts, partial sums and store are what is checked here, for float32 and for fp16/bfloat16 inputs (the 16-bit types
+emulated: their storage, and conversions that round to nearest even); the GPU-only parts (MUFU exp2, the CUDA
+intrinsics themselves, the volatile PTX shared accesses) are not. Skips without a C++20 compiler ($CXX or g++)."""
 
 import math
 import os
@@ -57,7 +58,7 @@ def _expect_refusals(scan_cuda, cases, **opts):
 def _poisoned_run_error(scan_cuda, inp, out=None, ref=None, **opts):
     """The emulated kernel's relative error against float64 (``ref``, else computed), writing into ``out`` (by default
     a new (batch, D, L) tensor) poisoned with NaN first: every element must be written, and y must be out."""
-    out = torch.empty(inp["u"].shape) if out is None else out
+    out = torch.empty(inp["u"].shape, dtype=inp["u"].dtype) if out is None else out
     out.fill_(float("nan"))
     y = scan_cuda.selective_scan_cpu_emulation(**inp, out=out, **opts)
     assert y is out
@@ -81,6 +82,46 @@ def test_fast_softplus_of_16_bit_inputs_on_cpu(scan_cuda, big):
     inp = make(2, 40, 70, torch.float32, big, True, False, True, True, softplus=True)
     err = _poisoned_run_error(scan_cuda, inp, lanes=2, defines=("LEAN_FAST_SOFTPLUS=1",))
     assert math.isfinite(err) and err < 2e-5, err
+
+
+# 16-bit inputs (cpu_emulation.h emulates the types): 8 bytes hold 4 values, so the element mappings differ from
+# float32's: the rows form's chunks are 32 steps and it reads B and C in pairs where they are 4-byte aligned, the
+# short form's runs and its 8-byte groups of B and C, the staged form's tiles. (form, lanes, batch, channels, L, big
+# delta, z): whole chunks with tails, L shorter than a chunk, partial blocks of channels
+CASES_16 = [
+    ("staged", 2, 2, 40, 49, False, True),
+    ("staged", 4, 1, 20, 100, True, False),
+    ("rows", 2, 2, 40, 100, False, False),  # 3 chunks and a tail of 4
+    ("rows", 2, 1, 20, 8, True, False),
+    ("rows", 2, 1, 16, 64, False, False),
+    ("short", 2, 2, 40, 49, False, False),
+    ("short", 2, 1, 18, 7, True, False),
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+@pytest.mark.parametrize("case", CASES_16, ids=lambda c: f"{c[0]}{c[1]}-b{c[2]}-d{c[3]}-L{c[4]}")
+def test_16_bit_kernel_logic_on_cpu(scan_cuda, case, dtype):
+    # delta along L and along D; B and C as the model's x_proj slices at dt_rank 3 (rows unaligned), 4 (8-byte
+    # aligned) and 6 (4-byte aligned only), the last with A, D and delta_bias stored in the same 16-bit type
+    form, lanes, b, d, L, big, has_z = case
+    tol = 2e-3 if dtype == torch.float16 else 1e-2
+    taken = 0
+    for delta_along in "LD":
+        for dt_rank in (3, 4, 6):
+            inp = make(b, d, L, dtype, big, True, has_z, True, True, softplus=True, dt_rank=dt_rank)
+            if delta_along == "L":
+                inp["delta"] = inp["delta"].contiguous()
+            if dt_rank == 6:
+                inp.update({k: inp[k].to(dtype) for k in ("A", "D", "delta_bias")})
+            try:
+                err = _poisoned_run_error(scan_cuda, inp, lanes=lanes, rows=form == "rows", short=form == "short")
+            except ValueError as exc:  # a layout this form does not take: the others must be taken
+                assert "kernel needs" in str(exc), exc
+                continue
+            taken += 1
+            assert math.isfinite(err) and err < tol, (delta_along, dt_rank, err)
+    assert taken >= 3, taken
 
 
 # the rows form (cuda/scan_rows.cuh): u and y contiguous along L, delta along L or along D (the model's layout).

@@ -388,7 +388,9 @@ def cpu_build(source=SOURCE, name="scan_n8_cpu", defines=()):
     compiler = cxx()
     if compiler is None:
         raise RuntimeError("the CPU emulation of the CUDA scan kernel needs g++ (C++20)")
-    return build(compiler, ["-std=c++20", "-O1", "-pthread", "-fPIC", "-shared", "-DEDGEMV_CPU_EMULATION", "-x", "c++"]
+    # (no strict aliasing: the kernels read 16-bit pairs through reinterpret_cast, which nvcc allows and g++ need not)
+    return build(compiler, ["-std=c++20", "-O1", "-fno-strict-aliasing", "-pthread", "-fPIC", "-shared",
+                            "-DEDGEMV_CPU_EMULATION", "-x", "c++"]
                  + [f"-D{d}" for d in defines], source, name)
 
 
@@ -398,22 +400,22 @@ def _cpu_library(defines: tuple = ()):
     check_params(lib)
     for fn in (lib.edgemv_scan_n8_cpu, lib.edgemv_scan_rows_cpu, lib.edgemv_scan_short_cpu):
         fn.restype = ctypes.c_int
-        fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
     return lib
 
 
 def selective_scan_cpu_emulation(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, out=None,
                                  lanes=1, rows=False, short=False, defines=()):
-    """The kernel's source compiled with g++ and run on the CPU (float32 CPU tensors): a test of its logic.
-    ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for the 16-bit inputs' softplus."""
-    if u.dtype != torch.float32 or u.device.type != "cpu":
-        raise ValueError("the CPU emulation takes float32 CPU tensors")
+    """The kernel's source compiled with g++ and run on the CPU (CPU tensors of float32, float16 or bfloat16, the 16-bit
+    types emulated): a test of its logic. ``defines``: build knobs ("NAME=VALUE", ...), e.g. LEAN_FAST_SOFTPLUS=1 for
+    the 16-bit inputs' softplus."""
+    if u.dtype not in _DTYPES or u.device.type != "cpu":
+        raise ValueError("the CPU emulation takes CPU tensors of float32, float16 or bfloat16")
     check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
-    A, D, delta_bias = (t.float() if t is not None else None for t in (A, D, delta_bias))  # it reads fp32 only
     p, y, keep = _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, lanes, rows, short)
     if y.numel():
         lib = _cpu_library(tuple(defines))
-        if _entry(lib, "cpu", rows, short)(ctypes.addressof(p), int(lanes), u.shape[0]) != 0:
+        if _entry(lib, "cpu", rows, short)(ctypes.addressof(p), _DTYPES[u.dtype], int(lanes), u.shape[0]) != 0:
             raise RuntimeError("the CPU emulation refused the call")
     del keep
     return y

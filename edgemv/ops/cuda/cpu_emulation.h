@@ -1,7 +1,7 @@
 // Just enough of CUDA to compile a one-warp-per-block kernel of this folder with g++ and run it on the CPU, for
 // tests of its indexing and arithmetic without a GPU (tests/test_scan_cuda_emulation.py): one std::thread per
 // CUDA thread of a block, blocks one after another, __shared__ as function statics (one block at a time uses
-// them), __syncwarp as a std::barrier of the block's threads. Float inputs only.
+// them), __syncwarp as a std::barrier of the block's threads. fp16 and bfloat16 are emulated too (below).
 #pragma once
 
 #include <algorithm>
@@ -43,6 +43,48 @@ inline unsigned __float_as_uint(float f) { unsigned v; std::memcpy(&v, &f, 4); r
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __expf(float x) { return std::exp(x); }
 using std::min;
+
+// The 16-bit types as the GPU stores them (two bytes), with the conversions the kernels use: fp16 through g++'s
+// _Float16 (round to nearest even), bfloat16 by rounding the float's bits to nearest even; NaN stays NaN.
+struct __half {
+  unsigned short x;
+};
+struct __nv_bfloat16 {
+  unsigned short x;
+};
+struct __half2 {
+  __half x, y;
+};
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+inline unsigned short __half_as_ushort(__half h) { return h.x; }
+inline __half __ushort_as_half(unsigned short v) { return {v}; }
+inline unsigned short __bfloat16_as_ushort(__nv_bfloat16 b) { return b.x; }
+inline __nv_bfloat16 __ushort_as_bfloat16(unsigned short v) { return {v}; }
+inline float __half2float(__half h) {
+  _Float16 f;
+  std::memcpy(&f, &h.x, 2);
+  return (float)f;
+}
+inline __half __float2half_rn(float v) {
+  const _Float16 f = (_Float16)v;
+  __half h;
+  std::memcpy(&h.x, &f, 2);
+  return h;
+}
+inline float __bfloat162float(__nv_bfloat16 b) { return __uint_as_float((unsigned)b.x << 16); }
+inline __nv_bfloat16 __float2bfloat16_rn(float v) {
+  const unsigned u = __float_as_uint(v);
+  if (std::isnan(v)) return {(unsigned short)((u >> 16) | 0x40)};
+  return {(unsigned short)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16)};
+}
+inline float2 __half22float2(__half2 v) { return {__half2float(v.x), __half2float(v.y)}; }
+inline __half2 __floats2half2_rn(float a, float b) { return {__float2half_rn(a), __float2half_rn(b)}; }
+inline float2 __bfloat1622float2(__nv_bfloat162 v) { return {__bfloat162float(v.x), __bfloat162float(v.y)}; }
+inline __nv_bfloat162 __floats2bfloat162_rn(float a, float b) {
+  return {__float2bfloat16_rn(a), __float2bfloat16_rn(b)};
+}
 
 inline thread_local dim3 threadIdx, blockIdx;
 inline std::barrier<>* emu_barrier = nullptr;

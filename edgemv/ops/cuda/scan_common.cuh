@@ -1,7 +1,7 @@
 // What the CUDA C++ scan kernels share (selective_scan_n8.cu here, bench/cuda/selective_scan_fwd.cu): the parameter
 // block edgemv.ops.scan_cuda fills, the element conversions, 2^x and the softplus. With EDGEMV_CPU_EMULATION (g++ on
-// the CPU, float only; tests/test_scan_cuda_emulation.py) the CUDA headers are replaced
-// by cpu_emulation.h and the half/bfloat16 conversions and the MUFU instruction are left out.
+// the CPU; tests/test_scan_cuda_emulation.py) the CUDA headers are replaced by cpu_emulation.h, which also emulates
+// the half/bfloat16 types and conversions; the MUFU instructions become std::exp2 and std::log2.
 #pragma once
 
 #ifdef EDGEMV_CPU_EMULATION
@@ -35,23 +35,18 @@ struct Params {  // mirrored by edgemv.ops.scan_cuda.Params (checked against edg
 
 template <typename E> __device__ __forceinline__ float to_f(E x);
 template <> __device__ __forceinline__ float to_f<float>(float x) { return x; }
-#ifndef EDGEMV_CPU_EMULATION
 template <> __device__ __forceinline__ float to_f<__half>(__half x) { return __half2float(x); }
 template <> __device__ __forceinline__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
-#endif
 
 template <typename E> __device__ __forceinline__ E from_f(float x);
 template <> __device__ __forceinline__ float from_f<float>(float x) { return x; }
-#ifndef EDGEMV_CPU_EMULATION
 template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
-#endif
 
 // an element's bits in a 32-bit word (16-bit types in the low half) and back to float: loads kept raw until staged
 __device__ __forceinline__ uint32_t to_bits(float x) { return __float_as_uint(x); }
 template <typename E> __device__ __forceinline__ float bits_to_f(uint32_t w);
 template <> __device__ __forceinline__ float bits_to_f<float>(uint32_t w) { return __uint_as_float(w); }
-#ifndef EDGEMV_CPU_EMULATION
 __device__ __forceinline__ uint32_t to_bits(__half x) { return __half_as_ushort(x); }
 __device__ __forceinline__ uint32_t to_bits(__nv_bfloat16 x) { return __bfloat16_as_ushort(x); }
 template <> __device__ __forceinline__ float bits_to_f<__half>(uint32_t w) {
@@ -60,14 +55,11 @@ template <> __device__ __forceinline__ float bits_to_f<__half>(uint32_t w) {
 template <> __device__ __forceinline__ float bits_to_f<__nv_bfloat16>(uint32_t w) {
   return __bfloat162float(__ushort_as_bfloat16((unsigned short)w));
 }
-#endif
 
 // element i of a parameter (A, D, delta_bias) stored as fp32, fp16 or bf16 (dtype code as Params)
 __device__ __forceinline__ float param_f(const void* p, int64_t i, int dtype) {
-#ifndef EDGEMV_CPU_EMULATION
   if (dtype == 1) return __half2float(static_cast<const __half*>(p)[i]);
   if (dtype == 2) return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-#endif
   return static_cast<const float*>(p)[i];
 }
 

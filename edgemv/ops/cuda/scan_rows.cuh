@@ -37,7 +37,6 @@ template <typename E> constexpr int kSteps = NV * kVec<E>;      // steps per chu
 constexpr int BC_STRIDE = 2 * N + 4;
 
 // 8 bytes of E <-> kVec<E> floats: 16-bit types through their two-element vector types, float bit for bit
-#ifndef EDGEMV_CPU_EMULATION
 template <typename E> struct Pair;  // a 16-bit type's two-element vector and its float2 conversions
 template <> struct Pair<__half> {
   using T = __half2;
@@ -60,10 +59,6 @@ template <typename E> __device__ __forceinline__ uint2 pack(const float (&f)[kVe
   const typename P::T lo = P::from_f2(f[0], f[1]), hi = P::from_f2(f[2], f[3]);
   return make_uint2(reinterpret_cast<const unsigned&>(lo), reinterpret_cast<const unsigned&>(hi));
 }
-#else
-template <typename E> void unpack(uint2 w, float (&f)[kVec<E>]);
-template <typename E> uint2 pack(const float (&f)[kVec<E>]);
-#endif
 // kVec floats to 16-byte (4) or 8-byte (2) aligned shared memory, one store
 template <int V> __device__ __forceinline__ void store_f(float* dst, const float (&x)[V]) {
   static_assert(V == 2 || V == 4, "8 bytes of a 16- or 32-bit type");

@@ -354,49 +354,67 @@ void with_flags(bool a, bool b, F&& f) {
 dim3 grid_of(const Params& p, int channels, int batch) {
   return dim3{(unsigned)((p.dim + channels - 1) / channels), (unsigned)batch, 1};
 }
+// f(E{}) for the element type of dtype code 0 fp32, 1 fp16, 2 bf16
+template <typename F>
+void for_dtype(int dtype, F&& f) {
+  if (dtype == 0) f(float{});
+  else if (dtype == 1) f(__half{});
+  else f(__nv_bfloat16{});
+}
 }  // namespace
 
 #ifdef EDGEMV_CPU_EMULATION
-// fp32 only; runs the grid on the CPU (blocks one after another, one std::thread per lane)
-extern "C" int edgemv_scan_n8_cpu(const void* params, int split, int batch) {
+// The entry points of the CPU emulation: the CUDA ones' choices of kernel, the grid run on the CPU (blocks one after
+// another, one std::thread per lane). dtype: 0 fp32, 1 fp16, 2 bf16. Returns 0, or 1 for a call the form refuses.
+extern "C" int edgemv_scan_n8_cpu(const void* params, int dtype, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   const dim3 grid = grid_of(*p, WARP / split, batch);
-  if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 1>(*p); });
-  else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 2>(*p); });
-  else emulate_launch(grid, WARP, [p] { scan_n8_kernel<float, 4>(*p); });
+  for_dtype(dtype, [&](auto e) {
+    using E = decltype(e);
+    if (split == 1) emulate_launch(grid, WARP, [p] { scan_n8_kernel<E, 1>(*p); });
+    else if (split == 2) emulate_launch(grid, WARP, [p] { scan_n8_kernel<E, 2>(*p); });
+    else emulate_launch(grid, WARP, [p] { scan_n8_kernel<E, 4>(*p); });
+  });
   return 0;
 }
 
 // split must be rows::SPLIT (the argument keeps the entry points' signature alike)
-extern "C" int edgemv_scan_rows_cpu(const void* params, int split, int batch) {
+extern "C" int edgemv_scan_rows_cpu(const void* params, int dtype, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   if (split != rows::SPLIT) return 1;
-  with_flags(p->softplus, p->sdt_l == 1, [&](auto softplus, auto dt_l) {
-    emulate_launch(grid_of(*p, WARP / rows::SPLIT, batch),
-                   WARP, [p] { rows::scan_rows_kernel<float, decltype(softplus)::value, decltype(dt_l)::value>(*p); });
+  for_dtype(dtype, [&](auto e) {
+    using E = decltype(e);
+    with_flags(p->softplus, p->sdt_l == 1, [&](auto softplus, auto dt_l) {
+      constexpr bool sp = decltype(softplus)::value, along_l = decltype(dt_l)::value;
+      const dim3 grid = grid_of(*p, WARP / rows::SPLIT, batch);
+      if (sizeof(E) == 2 && rows::bc_pairs(*p))
+        emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<E, sp, along_l, false, sizeof(E) == 2>(*p); });
+      else emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<E, sp, along_l>(*p); });
+    });
   });
   return 0;
 }
 
 // split must be short_form::SPLIT; L from 1 to short_form::MAX_L
-extern "C" int edgemv_scan_short_cpu(const void* params, int split, int batch) {
+extern "C" int edgemv_scan_short_cpu(const void* params, int dtype, int split, int batch) {
   const Params* p = static_cast<const Params*>(params);
   if (split != short_form::SPLIT || p->length < 1 || p->length > short_form::MAX_L) return 1;
-  with_flags(p->softplus, short_form::delta_flat(*p), [&](auto softplus, auto flat) {
-    emulate_launch(grid_of(*p, short_form::CH, batch), WARP, [p] {
-      short_form::scan_short_kernel<float, decltype(softplus)::value, decltype(flat)::value>(*p);
+  for_dtype(dtype, [&](auto e) {
+    using E = decltype(e);
+    with_flags(p->softplus, short_form::delta_flat(*p), [&](auto softplus, auto flat) {
+      emulate_launch(grid_of(*p, short_form::CH, batch), WARP, [p] {
+        short_form::scan_short_kernel<E, decltype(softplus)::value, decltype(flat)::value>(*p);
+      });
     });
   });
   return 0;
 }
 #else
 namespace {
-// f(E{}) for the element type of dtype code 0 fp32, 1 fp16, 2 bf16; the launch's cudaError_t
+// f(E{}) for dtype's element type (for_dtype); the launch's cudaError_t
 template <typename F>
 int with_dtype(int dtype, F&& f) {
-  if (dtype == 0) f(float{});
-  else if (dtype == 1) f(__half{});
-  else f(__nv_bfloat16{});
+  for_dtype(dtype, f);
   return (int)cudaGetLastError();
 }
 
