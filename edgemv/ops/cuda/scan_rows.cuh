@@ -104,7 +104,7 @@ struct Raw {  // one chunk's inputs as loaded: UPL groups of u (rows lane / NV +
               // contiguous along N, MambaVision's layout) value lane % 16 of steps 2 k + lane / 16
   uint2 u[UPL], dt[NV / SPLIT];
   E bc[PAIRS ? 1 : 2 * N];
-  uint32_t bcw[PAIRS ? 8 : 1];  // PAIRS: 16-bit B and C two values per 32-bit load (below)
+  uint32_t bcw[PAIRS ? kSteps<E> / (WARP / N) : 1];  // PAIRS: 16-bit B and C, two values per 32-bit load (below)
 };
 
 template <int K>
