@@ -245,7 +245,8 @@ __global__ void __launch_bounds__(WARP, WIDE ? ROWS_WIDE_MIN_BLOCKS : ROWS_MIN_B
       const int access = PAIR_SPA * (int)pr_sl;
 #pragma unroll
       for (int k = 0; k < TT / PAIR_SPA; ++k) {
-        if (FULL || t0 + PAIR_SPA * k + pr_step < length) r.bcw[k] = *reinterpret_cast<const uint32_t*>(q2 + k * access);
+        if (FULL || t0 + PAIR_SPA * k + pr_step < length)
+          r.bcw[k] = *reinterpret_cast<const uint32_t*>(q2 + k * access);
       }
     } else if (bc_along_n) {
       const E* q2 = bcn_lane + t0 * bcn_sl;
