@@ -25,7 +25,7 @@ def load_whole_module(path, trust_pickle: bool = False) -> Optional[torch.nn.Mod
     if path.suffix.lower() not in PICKLE_SUFFIXES or not path.is_file():
         return None
     try:
-        read_checkpoint(path)
+        read_checkpoint(path, mmap=True)  # what the file holds; its tensors are read once, by the caller's loader
         return None  # tensors only: a checkpoint
     except PickledObjectsError as exc:
         if not trust_pickle:

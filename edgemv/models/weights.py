@@ -9,6 +9,7 @@ import os
 import pathlib
 import re
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -53,8 +54,10 @@ _HARMLESS_GLOBALS = [argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPat
                      pathlib.PureWindowsPath]
 
 
-def read_checkpoint(path) -> dict:
-    """Read a checkpoint file into a dict (nothing executed: weights_only pickles or safetensors)."""
+def read_checkpoint(path, mmap: bool = False) -> dict:
+    """Read a checkpoint file into a dict (nothing executed: weights_only pickles or safetensors). ``mmap``: map the
+    tensors of a zip-format torch.save file instead of reading them, for callers that only ask what the file holds
+    (other files are read whole)."""
     path = Path(path)
     name = path.name.lower()
     try:
@@ -62,10 +65,11 @@ def read_checkpoint(path) -> dict:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
+        mmap = mmap and zipfile.is_zipfile(path)  # torch maps only its zip format
         # torch warns about pickle protocols it did not write; the error below says what matters
         with torch.serialization.safe_globals(_HARMLESS_GLOBALS), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(str(path), map_location="cpu", weights_only=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - every reader error becomes one line for the user
         message = f"cannot read checkpoint {path}: {_unreadable_reason(exc)[:300]}"
         refused = _REFUSED_GLOBAL.search(str(exc))
