@@ -140,11 +140,12 @@ __device__ __forceinline__ float scan_step(float d, float x, const float (&a)[K]
   return acc + __shfl_xor_sync(0xffffffffu, acc, 1);  // the other lane's states
 }
 
-// whether 16-bit B and C can be read two values at a time (PAIRS, below): contiguous along N, every pair 4-byte
-// aligned (MambaVision's x_proj output where dt_rank is even)
+// whether B and C of element type E can be read two values at a time (PAIRS, below): 16-bit, contiguous along N,
+// every pair 4-byte aligned (MambaVision's x_proj output where dt_rank is even)
+template <typename E>
 inline bool bc_pairs(const Params& p) {
   const auto even = [](int64_t v) { return v % 2 == 0; };
-  return p.sB_n == 1 && p.sC_n == 1 && reinterpret_cast<uintptr_t>(p.B) % 4 == 0
+  return sizeof(E) == 2 && p.sB_n == 1 && p.sC_n == 1 && reinterpret_cast<uintptr_t>(p.B) % 4 == 0
       && reinterpret_cast<uintptr_t>(p.C) % 4 == 0 && even(p.sB_b) && even(p.sB_l) && even(p.sC_b) && even(p.sC_l);
 }
 

@@ -387,7 +387,7 @@ extern "C" int edgemv_scan_rows_cpu(const void* params, int dtype, int split, in
     with_flags(p->softplus, p->sdt_l == 1, [&](auto softplus, auto dt_l) {
       constexpr bool sp = decltype(softplus)::value, along_l = decltype(dt_l)::value;
       const dim3 grid = grid_of(*p, WARP / rows::SPLIT, batch);
-      if (sizeof(E) == 2 && rows::bc_pairs(*p))
+      if (rows::bc_pairs<E>(*p))
         emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<E, sp, along_l, false, sizeof(E) == 2>(*p); });
       else emulate_launch(grid, WARP, [p] { rows::scan_rows_kernel<E, sp, along_l>(*p); });
     });
@@ -485,7 +485,7 @@ extern "C" int edgemv_scan_rows_cuda(const void* params, int dtype, int split, i
         if (wide) launch(std::true_type{}, std::false_type{});
         else launch(std::false_type{}, std::false_type{});
       } else {
-        if (rows::bc_pairs(p)) launch(std::false_type{}, std::true_type{});
+        if (rows::bc_pairs<E>(p)) launch(std::false_type{}, std::true_type{});
         else launch(std::false_type{}, std::false_type{});
       }
     });
