@@ -278,11 +278,13 @@ def test_a_run_is_named_by_its_folder_model_or_record(int8_run):
     out = int8_run.out_dir
     want = (out, out / "model.pth", out / "quantize.json")
     assert resolve_run(out) == resolve_run(out / "model.pth") == resolve_run(out / "quantize.json") == want
-    from edgemv.quantize import run_folder_of
+    from edgemv.quantize import run_folder_holding, run_folder_of
 
     assert run_folder_of(out) == run_folder_of(out / "model.pth") == run_folder_of(out / "quantize.json") == out
     (out / "other.pt").write_bytes(b"")
     assert run_folder_of(out / "other.pt") is None and run_folder_of(out.parent) is None
+    assert run_folder_holding(out / "other.pt") == run_folder_holding(out) == out  # a file lying in the run
+    assert run_folder_holding(out.parent) is None
     (out / "other.pt").unlink()
 
 

@@ -13,7 +13,8 @@ Importing this package does not import modelopt; the functions do.
 """
 
 from .artifacts import (INFO_FILE, MODEL_FILE, RunFolderError, load_fp32_reference, load_quantized,
-                        read_run_info, rebuild_architecture, resolve_run, run_folder_of)
+                        read_run_info, rebuild_architecture, resolve_run, run_folder_holding,
+                        run_folder_of)
 from .config import CALIB_METHODS, GROUPS, HIGH_PRECISION, PRECISIONS, Group, Recipe, group_of, make_recipe
 from .fidelity import Fidelity, collect_logits, compare_logits
 from .model_quant import QuantizeError, disable_all_quantizers, quantize, quantizer_report
@@ -23,7 +24,7 @@ __all__ = [
     "make_recipe", "Recipe", "Group", "GROUPS", "HIGH_PRECISION", "PRECISIONS", "CALIB_METHODS", "group_of",
     "quantize", "quantizer_report", "disable_all_quantizers", "QuantizeError",
     "load_quantized", "load_fp32_reference", "read_run_info", "rebuild_architecture", "resolve_run", "run_folder_of",
-    "RunFolderError",
+    "run_folder_holding", "RunFolderError",
     "MODEL_FILE", "INFO_FILE",
     "Fidelity", "collect_logits", "compare_logits",
     "run_quantize", "QuantizeResult",

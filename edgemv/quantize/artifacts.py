@@ -25,7 +25,7 @@ from .fold import FOLD_RECORD_KEY
 
 __all__ = ["RunFolderError", "MODEL_FILE", "INFO_FILE", "RUN_SCHEMA", "write_run", "read_run_info",
            "load_quantized", "load_fp32_reference", "rebuild_architecture", "resolve_run", "run_folder_of",
-           "default_out_dir", "check_out_dir"]
+           "run_folder_holding", "default_out_dir", "check_out_dir"]
 
 MODEL_FILE = "model.pth"
 INFO_FILE = "quantize.json"
@@ -89,14 +89,19 @@ def write_run(out_dir: Union[str, Path], model: torch.nn.Module, info: dict, for
     return sizes
 
 
+def run_folder_holding(path: Union[str, Path]) -> Optional[Path]:
+    """The run folder ``path`` is or lies in (any file of it, an exported ONNX file too); None when there is none."""
+    path = Path(path).expanduser()
+    folder = path if path.is_dir() else path.parent
+    return folder if _is_run_folder(folder) else None
+
+
 def run_folder_of(path: Union[str, Path]) -> Optional[Path]:
     """The run folder ``path`` names: the folder itself, its ``model.pth`` or its ``quantize.json`` (the run's
     record stands for it); None for anything else, such as another file lying in a run folder."""
+    folder = run_folder_holding(path)
     path = Path(path).expanduser()
-    folder = path if path.is_dir() else path.parent
-    if not (folder / INFO_FILE).is_file():
-        return None
-    return folder if path.is_dir() or path.name in (MODEL_FILE, INFO_FILE) else None
+    return folder if folder is not None and (path.is_dir() or path.name in (MODEL_FILE, INFO_FILE)) else None
 
 
 def resolve_run(path: Union[str, Path]):

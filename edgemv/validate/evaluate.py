@@ -80,11 +80,6 @@ class Models:
     notes: List[str] = field(default_factory=list)
 
 
-def _run_dir_of(path: Path) -> Optional[Path]:
-    folder = path if path.is_dir() else path.parent
-    return folder if (folder / RUN_INFO_FILE).is_file() else None
-
-
 def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[str], device,
                trust_pickle: bool = False) -> Tuple:
     """(module, ModelInfo) of an FP32 reference: a run folder (or its model.pth / quantize.json), a whole-module
@@ -147,18 +142,19 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     """Build the candidate and its FP32 reference from the CLI's RUN_OR_MODEL (see the module docstring).
     ``trust_pickle``: unpickle whole models saved with torch.save(model) (runs code stored in the file)."""
     from ..models.pickled import load_whole_module
-    from ..quantize import run_folder_of
+    from ..quantize import run_folder_holding, run_folder_of
 
     path = Path(str(target)).expanduser()
     if not path.exists():
         raise ValidateError(f"{target}: no such run folder or model file")
     notes: List[str] = []
-    run = _run_dir_of(path)
+    run_itself = run_folder_of(path)  # the run's folder, model.pth or quantize.json: its PyTorch model
+    run = run_itself or run_folder_holding(path)  # or another file lying in a run folder (an ONNX export, an engine)
     suffix = path.suffix.lower()
     if path.is_dir() and run is None:
         raise ValidateError(f"{path} is a folder without {RUN_INFO_FILE}: not a run folder from `edgemv quantize`")
 
-    if run_folder_of(path) is not None:
+    if run_itself is not None:
         from ..quantize import load_quantized, read_run_info
 
         info = read_run_info(run)
