@@ -13,55 +13,27 @@ to split a chunk into the scan's own work and the rest (loads, staging, stores).
 """
 
 import argparse
-import collections
-import glob
 import os
-import re
 import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import sass_scan  # noqa: E402  (the disassembler from the triton wheel, and the instruction mix)
 
 from edgemv.ops import scan_cuda  # noqa: E402
 
 DTYPES = {"half": ("6__half", 32), "bfloat16": ("13__nv_bfloat16", 32), "float": ("f", 16)}
 
 
-def nvdisasm():
-    import triton
-
-    found = glob.glob(os.path.join(os.path.dirname(triton.__file__), "**", "nvdisasm"), recursive=True)
-    if not found:
-        sys.exit("nvdisasm not found in the triton wheel")
-    return found[0]
-
-
-def instructions(sass: str, mangled_prefix: str):
-    """(address, text) of each instruction of the kernel whose mangled name starts with ``mangled_prefix``, and its
-    labels' addresses."""
+def kernel_section(sass: str, mangled_prefix: str) -> str:
+    """The SASS of the kernel whose mangled name starts with ``mangled_prefix`` (nvdisasm lists every kernel of the
+    cubin, each under a .text header)."""
     start = sass.index("//--------------------- .text." + mangled_prefix)
     end = sass.find("//---------------------", start + 10)
-    labels, instrs, pending = {}, [], None
-    for line in sass[start:end if end > 0 else None].split("\n"):
-        if m := re.match(r"\s*(\.L_x_\d+):", line):
-            pending = m.group(1)
-        elif m := re.search(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;", line):
-            address = int(m.group(1), 16)
-            if pending:
-                labels[pending], pending = address, None
-            instrs.append((address, m.group(2)))
-    return instrs, labels
-
-
-def main_loop(instrs, labels):
-    """The (first, last) address of the longest loop: a backward branch and its target."""
-    best = None
-    for address, text in instrs:
-        if (m := re.search(r"BRA\s+`\((\.L_x_\d+)\)", text)) and labels.get(m.group(1), address) < address:
-            span = (labels[m.group(1)], address)
-            best = span if best is None or span[1] - span[0] > best[1] - best[0] else best
-    return best
+    return sass[start:end if end > 0 else None]
 
 
 def main():
@@ -78,17 +50,16 @@ def main():
         cubin = os.path.join(tmp, "scan.cubin")
         subprocess.run([scan_cuda.nvcc(), "-arch=sm_90", "-O3", "-std=c++17", "-cubin", "-I", scan_cuda.SOURCE_DIR,
                         "-o", cubin, scan_cuda.SOURCE], check=True)
-        sass = subprocess.run([nvdisasm(), "-c", cubin], capture_output=True, text=True, check=True).stdout
+        sass = subprocess.run([sass_scan._tool("nvdisasm"), "-c", cubin], capture_output=True, text=True,
+                              check=True).stdout
     name, steps = DTYPES[args.dtype]
     pairs = args.dtype != "float" and not args.no_pairs
     flags = "".join(f"Lb{int(v)}E" for v in (not args.no_softplus, args.delta_along == "L", False, pairs))
-    instrs, labels = instructions(sass, f"_ZN4rows16scan_rows_kernelI{name}{flags}")
-    first, last = main_loop(instrs, labels)
-    mix = collections.Counter(re.sub(r"^@!?U?P\w+\s+", "", text).split()[0]
-                              for address, text in instrs if first <= address <= last)
+    kernel, mix = sass_scan.instruction_mix(kernel_section(sass, f"_ZN4rows16scan_rows_kernelI{name}{flags}"),
+                                            modifiers=True)
     total = sum(mix.values())
     print(f"rows form, {args.dtype}, softplus {not args.no_softplus}, delta along {args.delta_along}, pairs {pairs}: "
-          f"{len(instrs)} instructions in the kernel, {total} in its main loop (one chunk of {steps} steps, "
+          f"{sum(kernel.values())} instructions in the kernel, {total} in its main loop (one chunk of {steps} steps, "
           f"{total / steps:.1f} per step)")
     for op, n in mix.most_common(args.top):
         print(f"{n:6d}  {n / steps:5.2f}/step  {op}")

@@ -69,8 +69,9 @@ def sass_of(compiled):
 _OP = re.compile(r"^\s*/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_]*)(\.[A-Z0-9_.]+)?")
 
 
-def instruction_mix(sass):
-    """Counts of opcodes in the whole kernel and inside the widest loop (a BRA back to an earlier label)."""
+def instruction_mix(sass, modifiers=False):
+    """Counts of opcodes in the whole kernel and inside the widest loop (a BRA back to an earlier label).
+    ``modifiers``: count each opcode with its modifiers (MUFU.EX2 and MUFU.LG2 apart)."""
     ops, labels, next_addr = [], {}, 0
     for ln in sass.splitlines():
         lab = re.match(r"^(\.L_x_\d+):", ln)
@@ -80,12 +81,12 @@ def instruction_mix(sass):
         m = _OP.match(ln)
         if m:
             a = int(re.search(r"/\*([0-9a-f]{4,})\*/", ln).group(1), 16)
-            ops.append((a, m.group(1), ln))
+            ops.append((a, m.group(1) + (m.group(2) or "") if modifiers else m.group(1), ln))
             next_addr = a + 16
     total = collections.Counter(op for _, op, _ in ops)
     best = None
     for a, op, ln in ops:
-        target = re.search(r"\((\.L_x_\d+)\)", ln) if op == "BRA" else None
+        target = re.search(r"\((\.L_x_\d+)\)", ln) if op.split(".")[0] == "BRA" else None
         if target and target.group(1) in labels:
             start = labels[target.group(1)]
             if start < a and (best is None or a - start > best[1] - best[0]):
