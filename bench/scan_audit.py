@@ -70,7 +70,7 @@ def draw_case(rng, gen):
     batch = rng.choice([1, 2, 3, 5, 8, 16])
     dim = rng.choice([1, 3, 8, 16, 24, 40, 96, 100, 160, 190, 320])
     length = rng.choice([1, 2, 3, 5, 7, 16, 31, 49, 63, 64, 65, 100, 128, 196, 255, 256, 300, 513])
-    n = rng.choice([8, 8, 8, 16, 4, 1])
+    n = rng.choice([8, 8, 8, 16, 4, 1, 3, 12])  # not only powers of two
     dtype = rng.choice([torch.float32, torch.float16, torch.bfloat16])
     big = rng.random() < 0.4
     flags = {k: rng.random() < 0.6 for k in ("D", "z", "delta_bias", "softplus")}

@@ -85,6 +85,7 @@ def _scan_seq_kernel(
     sz_b, sz_d, sz_l,
     sy_b, sy_d, sy_l,
     N: tl.constexpr,
+    N_P2: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_L: tl.constexpr,
     HAS_D: tl.constexpr,
@@ -92,7 +93,8 @@ def _scan_seq_kernel(
     HAS_BIAS: tl.constexpr,
     SOFTPLUS: tl.constexpr,
 ):
-    # One thread per channel holding its N states; the sequence is walked step by step, BLOCK_L steps unrolled
+    # One thread per channel holding its N states (N_P2: N rounded up to a power of two, as Triton's tiles need;
+    # a padded state has A = B = C = 0, so it stays 0 and adds nothing to y); the sequence is walked step by step, BLOCK_L steps unrolled
     # per trip. y of the trip is collected in registers and stored once at its end: a store between two steps
     # would pin the next step's loads behind it (y may alias the inputs as far as the compiler knows), exposing
     # a memory latency per step; without it the loads of the whole trip issue ahead of the arithmetic.
@@ -101,9 +103,11 @@ def _scan_seq_kernel(
     pid_b = tl.program_id(0).to(tl.int64)
     pid_d = tl.program_id(1)
     offs_d = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    offs_n = tl.arange(0, N)
+    offs_n = tl.arange(0, N_P2)
+    nmask = offs_n < N
     dmask = offs_d < dim
-    a2 = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=dmask[None, :], other=0.0)
+    a2 = tl.load(A_ptr + offs_n[:, None] * sA_n + offs_d[None, :] * sA_d, mask=nmask[:, None] & dmask[None, :],
+                 other=0.0)
     a2 = a2.to(tl.float32) * 1.4426950408889634
     if HAS_D:
         dskip = tl.load(D_ptr + offs_d, mask=dmask, other=0.0).to(tl.float32)
@@ -116,7 +120,7 @@ def _scan_seq_kernel(
     C_base = C_ptr + pid_b * sC_b + offs_n * sC_n
     if HAS_Z:
         z_base = z_ptr + pid_b * sz_b + offs_d * sz_d
-    h = tl.zeros((N, BLOCK_D), dtype=tl.float32)
+    h = tl.zeros((N_P2, BLOCK_D), dtype=tl.float32)
     cols = tl.arange(0, BLOCK_L)
     for l0 in range(0, length, BLOCK_L):
         y_tile = tl.zeros((BLOCK_D, BLOCK_L), dtype=tl.float32)
@@ -126,8 +130,8 @@ def _scan_seq_kernel(
             m = dmask & tvalid
             u = tl.load(u_base + t * su_l, mask=m, other=0.0).to(tl.float32)
             dt = tl.load(dt_base + t * sdt_l, mask=m, other=0.0).to(tl.float32)
-            Bt = tl.load(B_base + t * sB_l, mask=(offs_n < N) & tvalid, other=0.0).to(tl.float32)
-            Ct = tl.load(C_base + t * sC_l, mask=(offs_n < N) & tvalid, other=0.0).to(tl.float32)
+            Bt = tl.load(B_base + t * sB_l, mask=nmask & tvalid, other=0.0).to(tl.float32)
+            Ct = tl.load(C_base + t * sC_l, mask=nmask & tvalid, other=0.0).to(tl.float32)
             if HAS_BIAS:
                 dt = dt + dbias
             if SOFTPLUS:
@@ -868,8 +872,6 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         check_scan_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, dim, length = u.shape
     n = A.shape[1]
-    if n & (n - 1):
-        raise ValueError(f"the Triton scan needs a power-of-two state size, got N={n}")
     variant = variant or os.environ.get("EDGEMV_TRITON_SCAN", "auto")
     if variant not in VARIANTS:
         raise ValueError(f"unknown Triton scan variant {variant!r}; choose one of {VARIANTS}")
@@ -942,7 +944,7 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
     if n == 8:  # MambaVision's d_state: the states written out as registers
         kernel, extra = _scan_n8_kernel, {**n8_opts, "PF_DIST": max(int(dist), 1)}
         bl = 8 if bl >= 8 else 4
-    else:  # any other power of two: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
-        kernel, extra = _scan_seq_kernel, {"N": n}
+    else:  # any other state size: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
+        kernel, extra = _scan_seq_kernel, {"N": n, "N_P2": triton.next_power_of_2(n)}
     kernel[grid](*args, BLOCK_D=bd, BLOCK_L=bl, **extra, **flags, num_warps=nw)
     return y
