@@ -121,6 +121,19 @@ def test_chunked_any_chunk_length(chunk):
     assert rel_err(ops.selective_scan_chunked(**inp, chunk=chunk), ref) < 1e-5
 
 
+@pytest.mark.parametrize("impl", ["ref", "chunked", "doubling", "auto"])
+@pytest.mark.parametrize("shape", [(0, 8, 5), (2, 0, 5), (2, 8, 0)])
+def test_empty_inputs_give_an_empty_output(impl, shape):
+    """A zero batch, channel count or length is a valid (empty) problem, not an error ('chunked' used to raise)."""
+    b, d, length = shape
+    inp = dict(u=torch.randn(b, d, length, dtype=torch.float16), delta=torch.rand(b, d, length, dtype=torch.float16),
+               A=-torch.rand(d, 8), B=torch.randn(b, 8, length, dtype=torch.float16),
+               C=torch.randn(b, 8, length, dtype=torch.float16), D=torch.randn(d), delta_bias=torch.randn(d),
+               delta_softplus=True)
+    y = ops.selective_scan(**inp, impl=impl)
+    assert y.shape == shape and y.dtype == torch.float16
+
+
 @pytest.mark.parametrize("form", ["chunked", "doubling"])
 def test_plain_op_forms_exponents_never_positive(monkeypatch, form):
     seen = []

@@ -96,6 +96,8 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, z=None, delta_bias=None, d
     out_dtype = u.dtype
     # Static sizes: under tracing these are baked into the graph (the batch dimension stays free: -1 below).
     dim, length, n = int(u.shape[1]), int(u.shape[2]), int(A.shape[1])
+    if dim == 0 or length == 0:  # nothing to scan (the reshapes below leave the batch free, which needs D, L > 0)
+        return torch.empty(u.shape, dtype=out_dtype, device=u.device)
     c = default_chunk(length) if chunk is None else max(1, min(int(chunk), length))
     nc = -(-length // c)
     pad = nc * c - length
