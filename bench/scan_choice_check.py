@@ -53,7 +53,7 @@ def main():
             if os.path.exists(scan_tune.tuning_file()):
                 os.remove(scan_tune.tuning_file())
             selective_scan_triton(**inp)  # a fresh tuning (logged), remembered for the cold 'auto' row
-            picked = scan_tune._memory[next(iter(scan_tune._memory))]
+            picked = next(iter(scan_tune._memory.values()))  # the one problem tuned since the clear
             nbytes = scan_bytes(b, dim, length, dt)
             rows = [(f"{v} {o}", v, o) for v, o in scan_tune.candidates()] + [("auto", None, None)]
             for name, v, o in rows:

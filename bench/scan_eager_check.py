@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from scan import make_inputs  # noqa: E402
+from scan_vs_mamba import eager_time_ms  # noqa: E402
 
 from edgemv.ops.scan_triton import selective_scan_triton  # noqa: E402
 
@@ -26,7 +27,8 @@ def main():
     from triton.testing import do_bench
 
     print(torch.cuda.get_device_name(), flush=True)
-    print("| D x L | batch | dtype | host us/call | do_bench eager us | back-to-back us/call | kernels in one call |")
+    print("| D x L | batch | dtype | host us/call | do_bench eager us | back-to-back us/call (best of 5 x 100) | "
+          "kernels in one call |")
     print("|---|---|---|---|---|---|---|")
     for dim, length in ((320, 49), (160, 196)):
         for b in (128, 256):
@@ -42,13 +44,7 @@ def main():
                     fn()
                 host = (time.perf_counter() - t0) / n * 1e6
                 torch.cuda.synchronize()
-                a, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                for _ in range(n):
-                    fn()
-                e.record()
-                e.synchronize()
-                b2b = a.elapsed_time(e) / n * 1e3
+                b2b = eager_time_ms(fn) * 1e3
                 eager = do_bench(fn, warmup=25, rep=100, return_mode="median") * 1e3
                 with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
                     fn()

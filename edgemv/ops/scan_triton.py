@@ -94,10 +94,10 @@ def _scan_seq_kernel(
     SOFTPLUS: tl.constexpr,
 ):
     # One thread per channel holding its N states (N_P2: N rounded up to a power of two, as Triton's tiles need;
-    # a padded state has A = B = C = 0, so it stays 0 and adds nothing to y); the sequence is walked step by step, BLOCK_L steps unrolled
-    # per trip. y of the trip is collected in registers and stored once at its end: a store between two steps
-    # would pin the next step's loads behind it (y may alias the inputs as far as the compiler knows), exposing
-    # a memory latency per step; without it the loads of the whole trip issue ahead of the arithmetic.
+    # a padded state has A = B = C = 0, so it stays 0 and adds nothing to y); the sequence is walked step by step,
+    # BLOCK_L steps unrolled per trip. y of the trip is collected in registers and stored once at its end: a store
+    # between two steps would pin the next step's loads behind it (y may alias the inputs as far as the compiler
+    # knows), exposing a memory latency per step; without it the loads of the whole trip issue ahead of the arithmetic.
     # The state is laid out (N, BLOCK_D): channels across threads, states inside a thread (the reduction over N
     # for y stays in registers).
     pid_b = tl.program_id(0).to(tl.int64)
