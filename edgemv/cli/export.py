@@ -34,6 +34,10 @@ def _shape(shape):
               show_default=True,
               help="Plain-op form of the scan in a decomposed graph: log-depth doubling over L (faster in ONNX "
                    "Runtime, measured) or chunks with c x c decay matrices. Ignored with --scan plugin.")
+@click.option("--quantized-weights/--float-weights", default=True, show_default=True,
+              help="INT8/FP8 graphs: store each quantized weight as the INT8/FP8 tensor its quantize node computes, "
+                   "feeding its dequantize node (a quarter of the file; TensorRT and ONNX Runtime read both forms), or keep the FP32 "
+                   "weight behind its quantize node.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True,
               help="Simplify with onnxsim (falls back to onnxslim where onnxsim fails).")
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -44,8 +48,8 @@ def _shape(shape):
               help="Output .onnx (default: model.onnx in the run folder, else edgemv-out/<variant>-<precision>/).")
 @trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, simplify, check,
-           trt_build, out, trust_pickle, as_json):
+def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, quantized_weights,
+           simplify, check, trt_build, out, trust_pickle, as_json):
     """Export a model to ONNX for TensorRT: FP32, FP16 (--half), or the INT8/FP8 Q/DQ graph of a quantize run.
 
     RUN_OR_MODEL is a run folder from `edgemv quantize` (exports its Q/DQ model), a .pt file holding a whole
@@ -71,7 +75,7 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     report = export_model(source, out=out, opset=opset, dynamic_batch=dynamic_batch, half=half,
                           scan_form=scan_form, simplify=simplify, check=check, trt_build=trt_build, log=log,
-                          scan_decomposition=scan_decomposition)
+                          scan_decomposition=scan_decomposition, quantized_weights=quantized_weights)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -84,6 +88,9 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
             click.echo(f"  output {name}: {dtype} {_shape(shape)}")
         if report.qdq:
             click.echo("  Q/DQ: " + ", ".join(f"{k} {v}" for k, v in report.qdq.items()))
+        if report.quantized_weights.get("tensors"):
+            click.echo(f"  weights: {report.quantized_weights['tensors']} stored as {report.precision.upper()} "
+                       f"({report.quantized_weights['values'] / 1e6:.1f}M values)")
         top = list(report.op_counts.items())[:8]
         click.echo("  ops: " + ", ".join(f"{k} {v}" for k, v in top) + (" ..." if len(report.op_counts) > 8 else ""))
         if report.checks:

@@ -19,10 +19,6 @@ import numpy as np
 __all__ = ["dequantize_weights_for_ort"]
 
 
-def _attr(node, name, default):
-    return next((a.i for a in node.attribute if a.name == name), default)
-
-
 def dequantize_weights_for_ort(model, consumers: Iterable[str] = ("Conv", "Gemm")) -> Tuple[object, int]:
     """A copy of ``model`` where each weight DequantizeLinear feeding only ``consumers`` (and the QuantizeLinear of a
     constant before it, if the simplifier left one) is replaced by the float weight ONNX Runtime would compute:
@@ -31,6 +27,7 @@ def dequantize_weights_for_ort(model, consumers: Iterable[str] = ("Conv", "Gemm"
     from onnx import numpy_helper
 
     from .simplify import constant_values
+    from .weights import attr_int, per_axis, quantize_constant
 
     out = onnx.ModelProto.FromString(model.SerializeToString())
     consts = constant_values(out)
@@ -40,14 +37,6 @@ def dequantize_weights_for_ort(model, consumers: Iterable[str] = ("Conv", "Gemm"
         for i in n.input:
             users.setdefault(i, []).append(n)
     consumers = set(consumers)
-
-    def per_axis(v, ndim, axis):
-        v = np.asarray(v, dtype=np.float32)
-        if v.ndim == 1 and v.size > 1:
-            shape = [1] * ndim
-            shape[axis] = -1
-            return v.reshape(shape)
-        return v
 
     drop, count = set(), 0
     for node in out.graph.node:
@@ -64,18 +53,15 @@ def dequantize_weights_for_ort(model, consumers: Iterable[str] = ("Conv", "Gemm"
                 continue
             if len(users.get(src, [])) != 1:
                 continue
-            w = np.asarray(consts[qnode.input[0]], dtype=np.float32)
-            qs = per_axis(consts[qnode.input[1]], w.ndim, _attr(qnode, "axis", 1))
             qzp = consts.get(qnode.input[2]) if len(qnode.input) > 2 and qnode.input[2] else np.int8(0)
             if np.asarray(qzp).dtype != np.int8:
                 continue
-            qzp = per_axis(qzp, w.ndim, _attr(qnode, "axis", 1))
-            q = np.clip(np.rint(w / qs) + qzp, -128, 127).astype(np.int8)  # rint: half to even, as ONNX
+            q = quantize_constant(consts[qnode.input[0]], consts[qnode.input[1]], qzp, attr_int(qnode, "axis", 1))
             drop.add(id(qnode))
         if q.dtype != np.int8:
             continue
-        axis = _attr(node, "axis", 1)
-        scale = per_axis(consts[node.input[1]], q.ndim, axis)
+        axis = attr_int(node, "axis", 1)
+        scale = per_axis(np.asarray(consts[node.input[1]], dtype=np.float32), q.ndim, axis)
         zp = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else np.int8(0)
         zp = per_axis(zp, q.ndim, axis)
         weight = ((q.astype(np.float32) - zp.astype(np.float32)) * scale).astype(np.float32)
