@@ -61,6 +61,7 @@ def _toy_graph(rng):
         helper.make_node("Conv", ["img", "w2d"], ["y"]),
     ]
     inits.append(numpy_helper.from_array(np.array([1, 1, 4, 4], np.int64), "shape"))
+    inits.append(numpy_helper.from_array(np.ones(3, np.float32), "unrelated"))  # unused before: left as it was
     # Conv: (1, 1, 4, 4) * (3, 1, 1, 1) -> (1, 3, 4, 4)
     graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 6])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])], inits)
@@ -79,6 +80,7 @@ def test_weights_folded_to_ort_values_and_same_function():
     assert ops.count("DequantizeLinear") == 4
     inits = {t.name: numpy_helper.to_array(t) for t in folded.graph.initializer}
     assert "w1" not in inits and "w2" not in inits and "w3" in inits  # float weights gone where folded
+    assert "unrelated" in inits and stored["float_bytes"] == (24 + 3) * 4
     constants = {n.output[0] for n in folded.graph.node if n.op_type == "Constant"}
     assert constants == {"s2", "z2"}  # the DequantizeLinear's stay; those only the folded Q read are gone
     # the INT8 values are exactly those ONNX Runtime's QuantizeLinear computes

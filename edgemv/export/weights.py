@@ -153,19 +153,17 @@ def store_quantized_weights(model) -> Tuple[object, Dict[str, int]]:
         return out, {"tensors": 0, "values": 0, "float_bytes": 0}
     gone = {id(n) for n in folded}
     kept = [n for n in graph.node if id(n) not in gone]
-    # what no node reads any more: the float weights, and Constant nodes that only fed a folded QuantizeLinear
-    while True:
-        used = _names_read(kept) | graph_outputs
-        unused_constants = [n for n in kept if n.op_type == "Constant" and not any(o in used for o in n.output)]
-        if not unused_constants:
-            break
-        drop = {id(n) for n in unused_constants}
-        kept = [n for n in kept if id(n) not in drop]
+    # what no node reads any more of what the folded nodes read: their float weights, and Constant nodes that only
+    # fed them (ModelOpt's export gives a quantize node its own scale and zero-point Constants)
+    freed = {name for n in folded for name in n.input}
+    used = _names_read(kept) | graph_outputs
+    kept = [n for n in kept if not (n.op_type == "Constant" and n.output[0] in freed and n.output[0] not in used)]
     del graph.node[:]
     graph.node.extend(kept)
+    dropped = [t for t in graph.initializer if t.name in freed and t.name not in used]
     float_bytes = sum(int(np.prod(t.dims)) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
-                      for t in graph.initializer if t.name not in used)
-    inits = [t for t in graph.initializer if t.name in used]
+                      for t in dropped)
+    inits = [t for t in graph.initializer if not (t.name in freed and t.name not in used)]
     del graph.initializer[:]
     graph.initializer.extend(inits)
     return out, {"tensors": len(folded), "values": values, "float_bytes": float_bytes}
