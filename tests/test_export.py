@@ -333,8 +333,8 @@ def test_unknown_scan_decomposition_is_one_error(tmp_path, fp32_source):
 
 def test_impossible_combinations(tmp_path, fp32_source):
     q = ExportSource(fp32_source.model, "int8", "test", fp32_source.input_size, "pretend int8")
-    with pytest.raises(ExportError, match="--half"):
-        export_model(q, out=tmp_path / "x.onnx", half=True)
+    with pytest.raises(ExportError, match="FP16 INT8 graph needs opset 19"):  # float16 Q/DQ scales
+        export_model(q, out=tmp_path / "x.onnx", half=True, opset=17)
     f8 = ExportSource(fp32_source.model, "fp8", "test", fp32_source.input_size, "pretend fp8")
     with pytest.raises(ExportError, match="opset 19"):
         export_model(f8, out=tmp_path / "x.onnx", opset=17)
@@ -379,15 +379,18 @@ def test_fp8_graphs_get_their_own_free_running_bound():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "int8", "fp8"])
+@pytest.mark.parametrize("precision", ["fp32", "int8", "fp8", "int8-half"])
 def test_mambavision_t_full(tmp_path, precision):
     """MambaVision-T at 224: export, parity, op list and the TensorRT-RTX build.
 
     INT8: the free-running ORT-vs-ModelOpt error is ~2e-2 here (rounding-tie flips amplified through 99 activation
     quantizers, docs/export.md "Q/DQ parity"); the teacher-forced check must show the same function (1e-4). FP8 the
-    same, its flips measured in E4M3 steps; its free-running drift is about twice INT8's (checks.QDQ_TOL_FP8)."""
+    same, its flips measured in E4M3 steps; its free-running drift is about twice INT8's (checks.QDQ_TOL_FP8).
+    int8-half: the FP16 Q/DQ graph (--half on an INT8 run), forced against its FP32 graph (checks.HALF_FORCED_TOL)."""
     torch.manual_seed(0)
     source = load_source(None, "t", "random")
+    half = precision.endswith("-half")
+    precision = precision.replace("-half", "")
     if precision in ("int8", "fp8"):
         mtq = pytest.importorskip("modelopt.torch.quantization")
         cfg = mtq.INT8_DEFAULT_CFG if precision == "int8" else mtq.FP8_DEFAULT_CFG
@@ -396,10 +399,13 @@ def test_mambavision_t_full(tmp_path, precision):
             warnings.simplefilter("ignore")
             model = mtq.quantize(source.model, cfg, lambda m: [m(c) for c in calib])
         source = ExportSource(model, precision, "t", source.input_size, f"t {precision} (mtq)")
-    report = export_model(source, out=tmp_path / "t.onnx", trt_build=HAVE_RTX, parity_images=2)
+    report = export_model(source, out=tmp_path / "t.onnx", trt_build=HAVE_RTX, parity_images=2, half=half)
     assert report.ok, [(c.name, c.detail) for c in report.checks]
     assert report.inputs[0][2] == ["batch", 3, 224, 224]
+    if half:
+        fp16 = next(c for c in report.checks if c.name == "FP16 vs FP32 Q/DQ graph (teacher-forced)")
+        assert fp16.data["max"] < checks.HALF_FORCED_TOL and report.inputs[0][1] == "float16"
     if precision in ("int8", "fp8"):
-        forced = next(c for c in report.checks if c.name.endswith("(teacher-forced)"))
+        forced = next(c for c in report.checks if c.name.startswith("ONNX Runtime Q/DQ parity (teacher-forced"))
         assert forced.data["max"] < 1e-4 and forced.data["max_steps"] < 1.01
         assert forced.data["flips"] < 1e-4 * forced.data["values"]  # one-step ties only (~70 at 224)

@@ -25,7 +25,10 @@ def _shape(shape):
                    "Gelu node from 20 on).")
 @click.option("--dynamic-batch/--static", default=True, show_default=True,
               help="Batch dimension symbolic ('batch') or fixed at 1.")
-@click.option("--half", is_flag=True, help="FP16 graph (FP32 models only): FP16 weights, inputs and outputs.")
+@click.option("--half", is_flag=True,
+              help="FP16 graph: an FP32 model's weights, inputs and outputs in FP16; for a quantize run, everything "
+                   "but the quantized tensors in FP16 (for strongly typed TensorRT 11.x / TensorRT-RTX, where the "
+                   "graph's dtypes are the precision; TensorRT 10.x builds the FP32 graph with --fp16 instead).")
 @click.option("--scan", "scan_form", type=click.Choice(["decomposed", "plugin"]), default="decomposed",
               show_default=True,
               help="Selective scan in the graph: plain ops (builds anywhere) or one edgemv::SelectiveScan node "
@@ -88,8 +91,12 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
             click.echo(f"  output {name}: {dtype} {_shape(shape)}")
         if report.qdq:
             click.echo("  Q/DQ: " + ", ".join(f"{k} {v}" for k, v in report.qdq.items()))
+        if report.fp16:
+            click.echo(f"  FP16: {report.fp16['scales']} quantization scales in float16 "
+                       f"({report.fp16['subnormal_scales']} below its normal range, largest change "
+                       f"{report.fp16['max_scale_change']:.1e})")
         if report.quantized_weights.get("tensors"):
-            click.echo(f"  weights: {report.quantized_weights['tensors']} stored as {report.precision.upper()} "
+            click.echo(f"  weights: {report.quantized_weights['tensors']} stored as {report.precision.split('+')[0].upper()} "
                        f"({report.quantized_weights['values'] / 1e6:.1f}M values)")
         top = list(report.op_counts.items())[:8]
         click.echo("  ops: " + ", ".join(f"{k} {v}" for k, v in top) + (" ..." if len(report.op_counts) > 8 else ""))

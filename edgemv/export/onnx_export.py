@@ -83,6 +83,9 @@ class ExportReport:
     # INT8/FP8 weights stored as INT8/FP8 initializers (edgemv.export.weights): tensors, values, float_bytes
     # dropped; empty where the weights stay float (FP32/FP16 graphs, or --float-weights)
     quantized_weights: Dict[str, int] = field(default_factory=dict)
+    # an FP16 Q/DQ graph (--half on a quantize run, edgemv.export.half): scales converted, subnormal_scales,
+    # max_scale_change; empty otherwise
+    fp16: Dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -313,23 +316,25 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         raise ExportError(f"{precision.upper()} needs opset {MIN_OPSET[precision]} or newer (asked for {opset})")
     if opset > onnx.defs.onnx_opset_version():
         raise ExportError(f"opset {opset} is newer than this onnx ({onnx.defs.onnx_opset_version()})")
-    if half and precision != "fp32":
-        raise ExportError(
-            f"--half applies to FP32 models only: ModelOpt's ONNX path exports the layers around {precision.upper()} "
-            "Q/DQ nodes in FP32; build them in FP16 with TensorRT 10.x's --fp16 flag (weakly typed) instead")
+    if half and precision != "fp32" and opset < 19:
+        raise ExportError(f"an FP16 {precision.upper()} graph needs opset 19 or newer (float16 Q/DQ scales); "
+                          f"asked for {opset}")
     out = Path(out) if out else default_out(source, half)
     label = precision if not half else ("fp16" if precision == "fp32" else f"{precision}+fp16")
     seconds = {}
 
     model = source.model
-    if half:
+    if half and precision == "fp32":
         import copy
         model = copy.deepcopy(model).half()
+    # a Q/DQ model is exported in FP32 and its graph converted to FP16 afterwards (edgemv.export.half: ModelOpt's
+    # ONNX path cannot export a half model with Q/DQ)
+    qdq_half = half and precision != "fp32"
     t = time.perf_counter()
     scan_label = f"{scan_form} ({decomposition})" if decomposition else scan_form
     log(f"exporting {source.description} to ONNX (opset {opset}, {label}, scan {scan_label}, "
         f"{'dynamic' if dynamic_batch else 'static'} batch)")
-    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half, scan_form,
+    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half and not qdq_half, scan_form,
                         scan_decomposition=decomposition)
     seconds["export"] = time.perf_counter() - t
     nodes_exported = len(graph.graph.node)
@@ -362,6 +367,15 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         log(f"weights: {stored['tensors']} stored as {precision.upper()} ({stored['values'] / 1e6:.1f}M values, "
             f"{stored['float_bytes'] / 1e6:.1f} MB of FP32 no longer stored)")
 
+    graph32, fp16_info = None, {}
+    if qdq_half:
+        from .half import to_float16
+
+        graph32 = graph
+        graph, fp16_info = to_float16(graph32)
+        log(f"FP16 graph: {fp16_info['scales']} quantization scales in float16 ({fp16_info['subnormal_scales']} below "
+            f"its normal range; largest change {fp16_info['max_scale_change']:.1e})")
+
     t = time.perf_counter()
     size, data_name = save_onnx_atomic(graph, out)
     seconds["save"] = time.perf_counter() - t
@@ -372,7 +386,7 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         path=str(out), precision=label, opset=opset, dynamic_batch=dynamic_batch, scan_form=scan_form,
         scan_decomposition=decomposition, simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported, nodes=len(graph.graph.node),
         file_bytes=size, external_data=data_name, inputs=inputs, outputs=outputs, op_counts=_op_counts(graph),
-        qdq=qdq_counts, scales=scales_detail, seconds=seconds, quantized_weights=stored,
+        qdq=qdq_counts, scales=scales_detail, seconds=seconds, quantized_weights=stored, fp16=fp16_info,
     )
     log(f"saved {out} ({size / 1e6:.1f} MB, {report.nodes} nodes)")
     if simplify and qdq_counts:
@@ -385,7 +399,7 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     report.checks.append(checks.check_ops(graph, precision))
     log(f"op types: {report.checks[-1].detail}")
     t = time.perf_counter()
-    parity = _parity(source, model, graph, out, half, scan_form, dynamic_batch, parity_images, seed)
+    parity = _parity(source, model, graph, out, half, scan_form, dynamic_batch, parity_images, seed, graph32)
     for res in parity if isinstance(parity, list) else [parity]:
         report.checks.append(res)
         log(f"ONNX Runtime: {res.detail}")
@@ -425,7 +439,7 @@ def _ort_graph(graph):
     return graph, "all"
 
 
-def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images, seed):
+def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images, seed, graph32=None):
     from . import checks
 
     if scan_form == "plugin":
@@ -447,13 +461,23 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
 
     kind = "qdq" if source.precision in ("int8", "fp8") else ("fp16" if half else "fp32")
     if half and kind == "qdq":
-        kind = "fp16"
+        kind = "qdq16"
     worst_tol = checks.qdq_tol(source.precision)
     try:
         free = checks.ort_parity(session, reference, inputs, kind, qdq_worst=worst_tol)
     except Exception as exc:
         return checks.CheckResult("ONNX Runtime parity", "fail", f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
-    if kind != "qdq":
+    if kind == "qdq16":
+        # the FP32 graph it came from against ModelOpt (teacher-forced, below), then the FP16 graph against that
+        g32, level = _ort_graph(graph32)
+        g16, _ = _ort_graph(graph)
+        try:
+            half_check = checks.half_forced_parity(g16, g32, inputs, optimization=level)
+        except Exception as exc:
+            half_check = checks.CheckResult("FP16 vs FP32 Q/DQ graph (teacher-forced)", "fail",
+                                            f"failed: {str(exc).splitlines()[0][:300]}")
+        graph = graph32
+    if kind not in ("qdq", "qdq16"):
         return free
     # Q/DQ: the free-running comparison above cannot tell a wrong graph from rounding-tie flips amplified through
     # a deep network (MambaVision-T at 224: ~2e-2 with a correct graph); the teacher-forced check can. See
@@ -472,6 +496,10 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
             f"{d['max']:.2e} over {d['n']} images (limit {worst_tol:g}; median above {checks.FP32_TOL:g}: "
             "rounding-tie flips amplified through the network, see the teacher-forced check)", free.seconds,
             data={**d, "median_explained_by_forced": True})
+    if kind == "qdq16":
+        forced = checks.CheckResult(forced.name.replace("(teacher-forced)", "(teacher-forced, the FP32 graph)"),
+                                    forced.status, forced.detail, forced.seconds, data=forced.data)
+        return [free, forced, half_check]
     return [free, forced]
 
 
