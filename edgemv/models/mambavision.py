@@ -62,6 +62,16 @@ class ConvBlock(nn.Module):
         return x + self.drop_path(self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x))))))
 
 
+class SelectiveScan(nn.Module):
+    """The mixer's selective scan as a child module without parameters, so that its ops get their own name scope in
+    an ONNX export (``.../mixer/scan/...``): edgemv.export.half keeps that scope in float32 in an FP16 Q/DQ graph, as
+    every implementation of the scan accumulates in float32."""
+
+    def forward(self, x, dt, A_log, B, C, D, delta_bias):
+        A = -torch.exp(A_log.float())
+        return selective_scan(x, dt, A, B, C, D.float(), z=None, delta_bias=delta_bias.float(), delta_softplus=True)
+
+
 class MambaVisionMixer(nn.Module):
     """The MambaVision token mixer: a selective-scan branch and a plain conv branch, concatenated.
 
@@ -89,6 +99,7 @@ class MambaVisionMixer(nn.Module):
         self.conv1d_z = nn.Conv1d(half, half, d_conv, padding=d_conv // 2, groups=half, bias=False)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(half, 1))
         self.D = nn.Parameter(torch.ones(half))
+        self.scan = SelectiveScan()
         self._init_dt(half)
 
     def _init_dt(self, half: int, dt_min: float = 1e-3, dt_max: float = 0.1):
@@ -103,16 +114,13 @@ class MambaVisionMixer(nn.Module):
         """hidden (B, L, C) -> (B, L, C)."""
         xz = self.in_proj(hidden).transpose(1, 2)  # (B, C, L)
         x, z = xz.chunk(2, dim=1)
-        A = -torch.exp(self.A_log.float())
         x = F.silu(self.conv1d_x(x))
         z = F.silu(self.conv1d_z(z))
         x_dbl = self.x_proj(x.transpose(1, 2))  # (B, L, dt_rank + 2N)
         dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = self.dt_proj(dt).transpose(1, 2)  # the Linear adds its bias once ...
-        y = selective_scan(
-            x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D.float(),
-            z=None, delta_bias=self.dt_proj.bias.float(), delta_softplus=True,  # ... and the scan adds it again
-        )
+        # ... and the scan adds it again (delta_bias)
+        y = self.scan(x, dt, self.A_log, B.transpose(1, 2), C.transpose(1, 2), self.D, self.dt_proj.bias)
         return self.out_proj(torch.cat([y, z], dim=1).transpose(1, 2))
 
 
