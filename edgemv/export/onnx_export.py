@@ -471,11 +471,8 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
         # the FP32 graph it came from against ModelOpt (teacher-forced, below), then the FP16 graph against that
         g32, level = _ort_graph(graph32)
         g16, _ = _ort_graph(graph)
-        try:
-            half_check = checks.half_forced_parity(g16, g32, inputs, optimization=level)
-        except Exception as exc:
-            half_check = checks.CheckResult("FP16 vs FP32 Q/DQ graph (teacher-forced)", "fail",
-                                            f"failed: {str(exc).splitlines()[0][:300]}")
+        half_check = _guarded("FP16 vs FP32 Q/DQ graph (teacher-forced)",
+                              lambda: checks.half_forced_parity(g16, g32, inputs, optimization=level))
         graph = graph32
     if kind not in ("qdq", "qdq16"):
         return free
@@ -483,11 +480,8 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
     # a deep network (MambaVision-T at 224: ~2e-2 with a correct graph); the teacher-forced check can. See
     # checks.qdq_forced_parity and docs/export.md, "Q/DQ parity".
     ort_graph, level = _ort_graph(graph)
-    try:
-        forced = checks.qdq_forced_parity(ort_graph, ref_model, inputs, optimization=level)
-    except Exception as exc:
-        forced = checks.CheckResult("ONNX Runtime Q/DQ parity (teacher-forced)", "fail",
-                                    f"failed: {str(exc).splitlines()[0][:300]}")
+    forced = _guarded("ONNX Runtime Q/DQ parity (teacher-forced)",
+                      lambda: checks.qdq_forced_parity(ort_graph, ref_model, inputs, optimization=level))
     if free.status == "fail" and forced.status == "pass" and free.data.get("max", 1.0) < worst_tol:
         # Only the median-image criterion failed, and forcing shows the graph computes the same function.
         d = free.data
@@ -501,6 +495,16 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
                                     forced.status, forced.detail, forced.seconds, data=forced.data)
         return [free, forced, half_check]
     return [free, forced]
+
+
+def _guarded(name, check):
+    """``check()``'s result, or a failed CheckResult ``name`` with the first line of what it raised."""
+    from . import checks
+
+    try:
+        return check()
+    except Exception as exc:
+        return checks.CheckResult(name, "fail", f"failed: {str(exc).splitlines()[0][:300]}")
 
 
 def _batch_check(graph, out, source, dynamic_batch, half, scan_form, seed):
