@@ -48,7 +48,8 @@ def _shape(shape):
 @click.option("--trt-build/--no-trt-build", default=True, show_default=True,
               help="Include the TensorRT-RTX parse+build (ahead of time, sm_86/sm_89; sm_89 for FP8).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Output .onnx (default: model.onnx in the run folder, else edgemv-out/<variant>-<precision>/).")
+              help="Output .onnx (default: model.onnx in the run folder, model_fp16.onnx with --half; else "
+                   "edgemv-out/<variant>-<precision>/model.onnx).")
 @trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, quantized_weights,
