@@ -5,12 +5,10 @@
 # copy bandwidth of the same run), then a randomized audit against the independent float64 reference (shapes,
 # layouts and values drawn fresh). Output in $OUT/session13.log.
 set -u
+source bench/device_header.sh
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s13 PYTHONUNBUFFERED=1
 {
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
-python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
-python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
+device_header --build
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py 2>&1 | tail -2
 python bench/scan.py --impls triton --out "${OUT:-/tmp}" 2>&1 | grep -v "^$"
 python bench/scan_audit.py --device cuda --impls auto triton chunked --cases 400 --time-limit 90 2>&1 | tail -8

@@ -5,12 +5,10 @@
 # powers of two (new in 37ffd5e; compiled for the GPU, not the interpreter) against the float64 reference, and the
 # randomized audit (it now draws N = 3 and 12 too). Output in $OUT/session14.log.
 set -u
+source bench/device_header.sh
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s14 PYTHONUNBUFFERED=1
 {
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
-python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
-python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
+device_header --build
 python bench/scan_choice_check.py --shapes 320x49 160x196 --batches 256 128
 python - <<'PY'
 import sys, torch

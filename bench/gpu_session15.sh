@@ -6,15 +6,14 @@
 # (96 registers; ptxas gives one-warp blocks 128, 96 or 80), fp16 and bf16, the model's layout, batch 128 and 256,
 # two rounds alternating. Output in $OUT/session15.log.
 set -u
+source bench/device_header.sh
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s15 PYTHONUNBUFFERED=1
 rows() {
   python bench/scan_rows.py --kernels "rows 2" --batches 128 256 --dtypes float16 bfloat16 --layouts model "$@" \
     2>&1 | grep -v "^$"
 }
 {
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
-python -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'triton', triton.__version__)"
+device_header
 for round in 1 2; do
   for D in "ROWS_MIN_BLOCKS=14" "ROWS_MIN_BLOCKS=20"; do
     echo "== round $round: $D"

@@ -4,11 +4,10 @@
 # MambaVision-T end to end with 'auto' (eager and torch.compile reduce-overhead, .half(), batch 128). Output in
 # $OUT/session15b.log.
 set -u
+source bench/device_header.sh
 export EDGEMV_CACHE_DIR=/tmp/edgemv_cache_s15b PYTHONUNBUFFERED=1
 {
-date -u
-nvidia-smi --query-gpu=name,clocks.max.sm,clocks.max.mem,driver_version --format=csv,noheader
-python -c "import torch; from edgemv.ops import scan_cuda; scan_cuda.library(torch.device('cuda'))"  # build once
+device_header --build
 python -m pytest -q -p no:cacheprovider tests/test_scan_cuda_gpu.py tests/test_scan.py tests/test_scan_tune.py \
   tests/test_models.py 2>&1 | tail -3
 python bench/e2e.py --impls triton --modes eager reduce-overhead 2>&1 | tail -8

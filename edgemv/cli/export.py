@@ -39,8 +39,8 @@ def _shape(shape):
                    "Runtime, measured) or chunks with c x c decay matrices. Ignored with --scan plugin.")
 @click.option("--quantized-weights/--float-weights", default=True, show_default=True,
               help="INT8/FP8 graphs: store each quantized weight as the INT8/FP8 tensor its quantize node computes, "
-                   "feeding its dequantize node (a quarter of the file; TensorRT and ONNX Runtime read both forms), or keep the FP32 "
-                   "weight behind its quantize node.")
+                   "feeding its dequantize node (a quarter of the file; TensorRT and ONNX Runtime read both forms), "
+                   "or keep the FP32 weight behind its quantize node.")
 @click.option("--simplify/--no-simplify", default=True, show_default=True,
               help="Simplify with onnxsim (falls back to onnxslim where onnxsim fails).")
 @click.option("--check/--no-check", default=True, show_default=True,
@@ -96,9 +96,10 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
             click.echo(f"  FP16: {report.fp16['scales']} quantization scales in float16 "
                        f"({report.fp16['subnormal_scales']} below its normal range, largest change "
                        f"{report.fp16['max_scale_change']:.1e})")
-        if report.quantized_weights.get("tensors"):
-            click.echo(f"  weights: {report.quantized_weights['tensors']} stored as {report.precision.split('+')[0].upper()} "
-                       f"({report.quantized_weights['values'] / 1e6:.1f}M values)")
+        stored = report.quantized_weights
+        if stored.get("tensors"):
+            kind = report.precision.split("+")[0].upper()  # int8+fp16 -> INT8
+            click.echo(f"  weights: {stored['tensors']} stored as {kind} ({stored['values'] / 1e6:.1f}M values)")
         top = list(report.op_counts.items())[:8]
         click.echo("  ops: " + ", ".join(f"{k} {v}" for k, v in top) + (" ..." if len(report.op_counts) > 8 else ""))
         if report.checks:

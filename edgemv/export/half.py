@@ -25,13 +25,12 @@ from typing import Dict, Tuple
 import numpy as np
 
 from ..errors import EdgemvError
+from .simplify import QDQ_OPS, op_key
 
 __all__ = ["to_float16", "FP16_MIN_NORMAL", "FLOAT32_SCOPES"]
 
 FP16_MIN_NORMAL = 6.103515625e-05
 FLOAT32_SCOPES = ("/scan/",)  # node-name scopes kept in float32 (MambaVisionMixer.scan)
-_QDQ = {("", "QuantizeLinear"), ("", "DequantizeLinear"), ("trt", "TRT_FP8QuantizeLinear"),
-        ("trt", "TRT_FP8DequantizeLinear")}
 
 
 def _half(tensor, name=None):
@@ -65,8 +64,8 @@ def _float_tensors(model) -> set:
             floats.add(value.name)
     floats |= {t.name for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
     for node in model.graph.node:
-        if node.op_type == "Constant" and any(a.type == onnx.AttributeProto.TENSOR and a.t.data_type == TensorProto.FLOAT
-                                              for a in node.attribute):
+        values = [a.t for a in node.attribute if a.type == onnx.AttributeProto.TENSOR]
+        if node.op_type == "Constant" and any(t.data_type == TensorProto.FLOAT for t in values):
             floats.add(node.output[0])
     return floats
 
@@ -93,8 +92,7 @@ def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, 
     # float32: what the kept nodes make, and constants only they read
     stay32 = ((({name for n in kept for name in n.input} & constants) - readers_outside)
               | {o for n in kept for o in n.output})
-    scale_names = {n.input[1] for n in graph.node
-                   if (n.domain if n.domain != "ai.onnx" else "", n.op_type) in _QDQ and len(n.input) > 1}
+    scale_names = {n.input[1] for n in graph.node if op_key(n) in QDQ_OPS and len(n.input) > 1}
     info = {"scales": 0, "subnormal_scales": 0, "max_scale_change": 0.0, "float32_nodes": len(kept), "casts": 0}
 
     def convert(tensor, name):
@@ -147,7 +145,8 @@ def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, 
         if value.name in stay32 and value.name in floats:
             raise EdgemvError(f"FP16 graph: the output {value.name} comes straight from a float32 scope")
     if casts:  # each cast right after the node that makes its input (first, for initializers and graph inputs)
-        nodes = [c for name, cs in casts.items() if not any(name in n.output for n in graph.node) for c in cs]
+        produced = {o for n in graph.node for o in n.output}
+        nodes = [c for name, cs in casts.items() if name not in produced for c in cs]
         for node in graph.node:
             nodes.append(node)
             nodes.extend(c for o in node.output for c in casts.get(o, ()))

@@ -323,18 +323,19 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     label = precision if not half else ("fp16" if precision == "fp32" else f"{precision}+fp16")
     seconds = {}
 
+    # an FP32 model is halved in PyTorch; a Q/DQ model is exported in FP32 and its graph converted to FP16
+    # afterwards (edgemv.export.half: ModelOpt's ONNX path cannot export a half model with Q/DQ)
+    model_half = half and precision == "fp32"
+    qdq_half = half and not model_half
     model = source.model
-    if half and precision == "fp32":
+    if model_half:
         import copy
         model = copy.deepcopy(model).half()
-    # a Q/DQ model is exported in FP32 and its graph converted to FP16 afterwards (edgemv.export.half: ModelOpt's
-    # ONNX path cannot export a half model with Q/DQ)
-    qdq_half = half and precision != "fp32"
     t = time.perf_counter()
     scan_label = f"{scan_form} ({decomposition})" if decomposition else scan_form
     log(f"exporting {source.description} to ONNX (opset {opset}, {label}, scan {scan_label}, "
         f"{'dynamic' if dynamic_batch else 'static'} batch)")
-    graph = export_onnx(model, source.input_size, opset, dynamic_batch, half and not qdq_half, scan_form,
+    graph = export_onnx(model, source.input_size, opset, dynamic_batch, model_half, scan_form,
                         scan_decomposition=decomposition)
     seconds["export"] = time.perf_counter() - t
     nodes_exported = len(graph.graph.node)
@@ -467,21 +468,17 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
         free = checks.ort_parity(session, reference, inputs, kind, qdq_worst=worst_tol)
     except Exception as exc:
         return checks.CheckResult("ONNX Runtime parity", "fail", f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
-    if kind == "qdq16":
-        # the FP32 graph it came from against ModelOpt (teacher-forced, below), then the FP16 graph against that
-        g32, level = _ort_graph(graph32)
-        g16, _ = _ort_graph(graph)
-        half_check = _guarded("FP16 vs FP32 Q/DQ graph (teacher-forced)",
-                              lambda: checks.half_forced_parity(g16, g32, inputs, optimization=level))
-        graph = graph32
     if kind not in ("qdq", "qdq16"):
         return free
     # Q/DQ: the free-running comparison above cannot tell a wrong graph from rounding-tie flips amplified through
     # a deep network (MambaVision-T at 224: ~2e-2 with a correct graph); the teacher-forced check can. See
-    # checks.qdq_forced_parity and docs/export.md, "Q/DQ parity".
-    ort_graph, level = _ort_graph(graph)
-    forced = _guarded("ONNX Runtime Q/DQ parity (teacher-forced)",
-                      lambda: checks.qdq_forced_parity(ort_graph, ref_model, inputs, optimization=level))
+    # checks.qdq_forced_parity and docs/export.md, "Q/DQ parity". An FP16 graph: the FP32 graph it came from against
+    # ModelOpt, then the FP16 graph against that one.
+    ort_graph, level = _ort_graph(graph32 if kind == "qdq16" else graph)
+    name = checks.QDQ_FORCED.replace("(teacher-forced)", "(teacher-forced, the FP32 graph)") if kind == "qdq16" \
+        else checks.QDQ_FORCED
+    forced = _guarded(name, lambda: checks.qdq_forced_parity(ort_graph, ref_model, inputs, optimization=level,
+                                                             name=name))
     if free.status == "fail" and forced.status == "pass" and free.data.get("max", 1.0) < worst_tol:
         # Only the median-image criterion failed, and forcing shows the graph computes the same function.
         d = free.data
@@ -491,9 +488,9 @@ def _parity(source, model, graph, out, half, scan_form, dynamic_batch, n_images,
             "rounding-tie flips amplified through the network, see the teacher-forced check)", free.seconds,
             data={**d, "median_explained_by_forced": True})
     if kind == "qdq16":
-        forced = checks.CheckResult(forced.name.replace("(teacher-forced)", "(teacher-forced, the FP32 graph)"),
-                                    forced.status, forced.detail, forced.seconds, data=forced.data)
-        return [free, forced, half_check]
+        g16, _ = _ort_graph(graph)
+        return [free, forced, _guarded(checks.HALF_FORCED, lambda: checks.half_forced_parity(
+            g16, ort_graph, inputs, optimization=level))]
     return [free, forced]
 
 

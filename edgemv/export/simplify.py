@@ -6,10 +6,15 @@ from typing import TYPE_CHECKING, Dict, List, Tuple
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["simplify", "SimplifyResult", "constant_values", "qdq_scales", "compare_scales", "QDQ_OPS"]
+__all__ = ["simplify", "SimplifyResult", "constant_values", "qdq_scales", "compare_scales", "QDQ_OPS", "op_key"]
 
 QDQ_OPS = {("", "QuantizeLinear"), ("", "DequantizeLinear"), ("trt", "TRT_FP8QuantizeLinear"),
            ("trt", "TRT_FP8DequantizeLinear"), ("trt", "TRT_INT4QuantizeLinear"), ("trt", "TRT_INT4DequantizeLinear")}
+
+
+def op_key(node) -> Tuple[str, str]:
+    """(domain, op type) of a node, the standard domain spelled '' whether it is written '' or 'ai.onnx'."""
+    return node.domain if node.domain != "ai.onnx" else "", node.op_type
 
 
 @dataclass
@@ -86,7 +91,7 @@ def qdq_scales(model) -> Tuple[Dict[str, int], List[Tuple[str, Tuple[int, ...], 
     counts: Dict[str, int] = {}
     scales = []
     for node in model.graph.node:
-        key = (node.domain if node.domain != "ai.onnx" else "", node.op_type)
+        key = op_key(node)
         if key not in QDQ_OPS:
             continue
         counts[node.op_type] = counts.get(node.op_type, 0) + 1

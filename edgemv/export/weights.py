@@ -18,6 +18,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from .simplify import op_key
+
 __all__ = ["quantize_constant", "quantize_constant_fp8", "store_quantized_weights", "per_axis"]
 
 E4M3_MAX = 448.0
@@ -85,18 +87,15 @@ def _fold_one(node, consts):
     if scale is None:
         return None
     axis = attr_int(node, "axis", 1)
-    if node.domain in ("", "ai.onnx") and node.op_type == "QuantizeLinear":
+    if op_key(node) == ("", "QuantizeLinear"):
         zero_point = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
         if zero_point is None or np.asarray(zero_point).dtype != np.int8:
             return None  # no zero point means uint8 (or output_dtype from opset 21): not what ModelOpt writes
         return quantize_constant(weight, scale, zero_point, axis), TensorProto.INT8
-    if node.domain == "trt" and node.op_type == "TRT_FP8QuantizeLinear" and len(node.input) == 2:
+    if op_key(node) == ("trt", "TRT_FP8QuantizeLinear") and len(node.input) == 2:
         return quantize_constant_fp8(weight, scale, axis), TensorProto.FLOAT8E4M3FN
     return None
 
-
-def _kind(node) -> Tuple[str, str]:
-    return node.domain if node.domain != "ai.onnx" else "", node.op_type
 
 
 def store_quantized_weights(model) -> Tuple[object, Dict[str, int]]:
@@ -122,11 +121,11 @@ def store_quantized_weights(model) -> Tuple[object, Dict[str, int]]:
     folded, values = [], 0
     for node in graph.node:
         src, q_out = node.input[0] if node.input else "", node.output[0]
-        if _kind(node) not in QUANTIZE_OPS or src not in consts or q_out in graph_outputs:
+        if op_key(node) not in QUANTIZE_OPS or src not in consts or q_out in graph_outputs:
             continue
-        dequantize = (_kind(node)[0], node.op_type.replace("Quantize", "Dequantize"))
+        dequantize = (op_key(node)[0], node.op_type.replace("Quantize", "Dequantize"))
         users_q = users.get(q_out, [])
-        if not users_q or any(_kind(u) != dequantize for u in users_q):
+        if not users_q or any(op_key(u) != dequantize for u in users_q):
             continue
         fold = _fold_one(node, consts)
         if fold is None:
