@@ -5,7 +5,7 @@ keeps its traceback.
 """
 
 __all__ = ["EdgemvError", "UnknownVariantError", "WeightsError", "PickledObjectsError", "CheckpointMismatchError",
-           "DataError", "ScanImplError", "ScanInputError"]
+           "DataError", "ScanImplError", "ScanInputError", "PluginBuildError"]
 
 
 class EdgemvError(Exception):
@@ -42,3 +42,7 @@ class ScanImplError(EdgemvError, ValueError):
 
 class ScanInputError(EdgemvError, ValueError):
     """Selective-scan arguments whose shapes, dtypes or devices do not fit together."""
+
+
+class PluginBuildError(EdgemvError):
+    """The TensorRT plugin library cannot be built here (no nvcc, no TensorRT headers, a compiler error)."""

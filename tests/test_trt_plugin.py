@@ -1,0 +1,158 @@
+"""The SelectiveScan TensorRT plugin library (edgemv/ops/cuda/trt_scan_plugin.cu), built with nvcc against TensorRT's
+headers and driven through its IPluginV3 interfaces by tests/trt_plugin_driver.cu the way TensorRT calls them.
+
+No TensorRT library can be installed on the machines here, and TensorRT-RTX 1.7.1 loads the library and finds the
+creator but its ONNX parser ends the process once the plugin is created (docs/scan.md), so:
+- without a GPU: the build against every header set found, and every build-phase call, the serialize round trip and
+  onShapeChange (stopping before enqueue);
+- with a GPU: the same, then enqueue on fresh random inputs against float64 with a NaN-poisoned output.
+Skipped without nvcc or TensorRT headers (CI has neither): set EDGEMV_TEST_TRT_INCLUDES to include folders separated
+by ':' (TensorRT's headers at tags v10.3.0 and v11.1 of github.com/NVIDIA/TensorRT, for instance), or leave them in
+.trt-headers/*/ at the repository root (git-ignored; docs/scan.md says how they were fetched).
+"""
+
+import ctypes
+import glob
+import math
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from test_scan import make, rel_err, scan_f64  # noqa: E402
+
+from edgemv.compile import plugin as trt_plugin  # noqa: E402
+from edgemv.errors import PluginBuildError  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "trt_plugin_driver.cu")
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+DTYPE_CODE = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+
+
+def _header_dirs():
+    listed = os.environ.get("EDGEMV_TEST_TRT_INCLUDES")
+    dirs = listed.split(os.pathsep) if listed else sorted(glob.glob(os.path.join(ROOT, ".trt-headers", "*")))
+    return [d for d in dirs if os.path.isfile(os.path.join(d, "NvInferRuntime.h"))]
+
+
+def _nvcc():
+    try:
+        return trt_plugin._nvcc(None)
+    except PluginBuildError:
+        return None
+
+
+HEADERS = _header_dirs()
+GPU = torch.cuda.is_available()
+pytestmark = pytest.mark.skipif(not HEADERS or _nvcc() is None, reason="needs nvcc and TensorRT's headers")
+
+
+class Built:
+    def __init__(self, build, driver):
+        self.build, self.lib = build, build.path
+        self.drive = driver.edgemv_plugin_drive
+        self.drive.restype = ctypes.c_int
+        self.drive.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int,
+                               ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int,
+                               ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+
+    def run(self, shape, dtype_code, flags, dynamic=False, tensors=None, stream=None):
+        """(code, message) of the driver; ``tensors`` (u, delta, A, B, C, D, z, delta_bias, y or None) enqueues."""
+        message = ctypes.create_string_buffer(8192)
+        ptrs = (ctypes.c_void_p * 9)(*[t.data_ptr() if t is not None else None for t in (tensors or [None] * 9)])
+        code = self.drive(self.lib.encode(), (ctypes.c_int64 * 3)(*shape), dtype_code, (ctypes.c_int * 5)(*flags),
+                          int(dynamic), int(tensors is not None), ptrs, stream, message, len(message))
+        return code, message.value.decode(errors="replace")
+
+
+@pytest.fixture(scope="module", params=HEADERS, ids=lambda d: os.path.basename(d))
+def built(request, tmp_path_factory):
+    """The plugin built against one header set (for this machine's GPU, else for Jetson Orin's sm_87), and the
+    driver built against the same headers."""
+    folder = tmp_path_factory.mktemp("plugin")
+    build = trt_plugin.build_plugin(str(folder / "libedgemv_scan_plugin.so"), request.param,
+                                    ["native"] if GPU else ["sm_87"])
+    driver = str(folder / "driver.so")
+    import subprocess
+
+    res = subprocess.run([_nvcc(), "-O2", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
+                          "-Xcompiler", "-Wno-deprecated-declarations", "-I", request.param, "-o", driver, DRIVER,
+                          "-ldl"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return Built(build, ctypes.CDLL(driver))
+
+
+def test_library_exports_what_tensorrt_loads(built):
+    assert built.build.tensorrt_version >= (10, 0, 0)
+    lib = ctypes.CDLL(built.lib)
+    for symbol in ("getCreators", "setLoggerFinder", "edgemv_register_scan_plugin"):
+        assert hasattr(lib, symbol), symbol
+
+
+# (delta_softplus, has_D, has_z, has_delta_bias, d_state): MambaVision's call, z, every option
+FLAG_SETS = [(1, 1, 0, 1, 8), (0, 0, 1, 0, 8), (1, 1, 1, 1, 8), (0, 0, 0, 0, 8)]
+
+
+@pytest.mark.parametrize("flags", FLAG_SETS)
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_build_phase_and_serialize_round_trip(built, flags, dynamic):
+    for dtype_code in (0, 1, 2):
+        code, message = built.run((2, 160, 49), dtype_code, flags, dynamic)
+        assert code == 0, message
+
+
+@pytest.mark.parametrize("flags, says", [((1, 1, 0, 1, 16), "written for 8 states"),
+                                         ((2, 1, 0, 1, 8), "delta_softplus must be 0 or 1"),
+                                         ((1, 1, -1, 1, 8), "has_z must be 0 or 1")])
+def test_unusable_attributes_are_refused_with_a_message(built, flags, says):
+    code, message = built.run((2, 16, 12), 1, flags)
+    assert code == 2 and says in message, message
+
+
+def test_build_rejects_a_missing_header_folder(tmp_path):
+    with pytest.raises(PluginBuildError, match="no NvInferRuntime.h"):
+        trt_plugin.build_plugin(str(tmp_path / "x.so"), str(tmp_path), ["sm_87"])
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_build_rejects_a_malformed_architecture(tmp_path):
+    with pytest.raises(PluginBuildError, match="sm_87"):
+        trt_plugin.build_plugin(str(tmp_path / "x.so"), HEADERS[0], ["ampere"])
+    assert not list(tmp_path.iterdir())
+
+
+# (batch, D, L, dtype, options) and the kernel the plugin's choice lands on for contiguous tensors
+GPU_CASES = [
+    (3, 160, 196, torch.float16, {}),                                  # rows form (MambaVision level 3)
+    (2, 320, 49, torch.float16, {"big": True}),                        # short form (level 4)
+    (2, 160, 196, torch.float32, {}),                                  # rows, float32
+    (2, 320, 49, torch.bfloat16, {}),                                  # short, bfloat16
+    (2, 64, 50, torch.float16, {"has_d": False}),                      # L not a multiple of 4: short
+    (1, 24, 130, torch.float16, {"has_bias": False}),                  # L > 64, not a multiple of 4: staged
+    (2, 40, 33, torch.float32, {"has_z": True}),                       # z: staged
+    (1, 8, 1, torch.float32, {"softplus": False}),                     # one step, no softplus
+]
+
+
+@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-{str(c[3])[6:]}")
+def test_enqueue_matches_float64(built, case):
+    batch, dim, length, dtype, options = case
+    inp = make(batch, dim, length, dtype, model_layout=False, **options)
+    ref = scan_f64(**inp)
+    cuda = {k: (v.cuda().contiguous() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}
+    y = torch.full((batch, dim, length), float("nan"), device="cuda", dtype=dtype)
+    flags = (int(inp["delta_softplus"]), int(inp["D"] is not None), int(inp["z"] is not None),
+             int(inp["delta_bias"] is not None), 8)
+    tensors = [cuda[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")] + [y]
+    stream = torch.cuda.current_stream()
+    code, message = built.run((batch, dim, length), DTYPE_CODE[dtype], flags, tensors=tensors,
+                              stream=stream.cuda_stream)
+    assert code == 0, message
+    torch.cuda.synchronize()
+    err = rel_err(y.cpu(), ref)
+    assert math.isfinite(err) and err < TOL[dtype], err
