@@ -165,7 +165,8 @@ extern "C" int edgemv_plugin_drive(char const* library, int64_t const* shape, in
   }
 
   // serialize the fields, then create the plugin again for the runtime phase as deserialization does
-  auto* runtime_build = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+  auto* runtime_build =
+      static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
   PluginFieldCollection const* saved = runtime_build->getFieldsToSerialize();
   std::vector<PluginField> saved_fields(saved->fields, saved->fields + saved->nbFields);
   std::vector<int32_t> saved_values;
@@ -179,7 +180,8 @@ extern "C" int edgemv_plugin_drive(char const* library, int64_t const* shape, in
   PluginFieldCollection saved_fc{(int32_t)saved_fields.size(), saved_fields.data()};
   IPluginV3* restored = creator->createPlugin("scan", &saved_fc, TensorRTPhase::kRUNTIME);
   if (!restored) return report(message, len, 24, "createPlugin refused its own serialized fields", logger);
-  auto* restored_rt = static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+  auto* restored_rt =
+      static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
   IPluginV3* context_plugin = restored_rt->attachToContext(nullptr);
   delete restored;
   if (!context_plugin) return report(message, len, 25, "attachToContext gave no plugin", logger);

@@ -6,6 +6,7 @@ from .. import __version__
 from .errors import main, run_cli
 from .export import export
 from .models import predict, variants
+from .plugin import plugin
 from .quantize import quantize
 from .validate import validate
 
@@ -24,11 +25,12 @@ def cli():
       edgemv quantize --variant t          INT8/FP8 post-training quantization
       edgemv validate RUN                  accuracy drop against FP32, with a budget
       edgemv export RUN                    ONNX with Q/DQ for TensorRT
+      edgemv plugin --arch sm_87           the scan's TensorRT plugin (for export --scan plugin)
 
     Weights: every command takes --weights (a file, a Hugging Face folder or hub id, 'official', or 'random'
     for a dry run). Set EDGEMV_DEBUG=1 to see full tracebacks.
     """
 
 
-for command in (variants, predict, quantize, validate, export):
+for command in (variants, predict, quantize, validate, export, plugin):
     cli.add_command(command)

@@ -1,10 +1,11 @@
 """Build the SelectiveScan TensorRT plugin library (``edgemv/ops/cuda/trt_scan_plugin.cu``) with nvcc.
 
 The library implements IPluginV3 for TensorRT 10.x and 11.x and runs this package's CUDA scan kernels; it is what a
-graph exported with ``--scan-form plugin`` needs. It is compiled against TensorRT's headers (``NvInferRuntime.h``
-and its neighbours; a Jetson has them in ``/usr/include/aarch64-linux-gnu``, a desktop TensorRT tarball in its
-``include/``) and links no TensorRT library: TensorRT loads it (``IPluginRegistry::loadLibrary``, trtexec
-``--dynamicPlugins``) and finds the creator through its ``getCreators`` entry point.
+graph exported with ``edgemv export --scan plugin`` needs. It is compiled against TensorRT's headers
+(``NvInferRuntime.h`` and its neighbours; a Jetson has them in ``/usr/include/aarch64-linux-gnu``, a desktop
+TensorRT tarball in its ``include/``) and links no TensorRT library: TensorRT loads it
+(``IPluginRegistry::loadLibrary``, trtexec ``--dynamicPlugins``) and finds the creator through its ``getCreators``
+entry point.
 
 Nothing here imports torch or TensorRT.
 """
@@ -106,6 +107,16 @@ def _arch_flags(archs: Sequence[str]) -> list:
     return flags
 
 
+def _check_native(compiler: str) -> None:
+    """nvcc's -arch=native on a machine without a GPU falls back to its default arch with only a warning; a dry run
+    (no compiling) shows the warning at once."""
+    res = subprocess.run([compiler, "-arch=native", "--dryrun", "-c", PLUGIN_SOURCE, "-o", os.devnull],
+                         capture_output=True, text=True)
+    if "Cannot find valid GPU" in res.stderr:
+        raise PluginBuildError("no GPU found for arch 'native': name the target GPU instead (sm_87 for Jetson Orin, "
+                               "sm_86, sm_89, sm_90, ...)")
+
+
 def nvcc_command(out: str, include_dir: str, archs: Sequence[str], nvcc: str) -> list:
     """The nvcc command line that builds the plugin into ``out`` (raises PluginBuildError for a malformed arch)."""
     return [nvcc, *_arch_flags(archs), "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
@@ -127,10 +138,12 @@ def build_plugin(out: str = DEFAULT_NAME, trt_include: Optional[str] = None, arc
                                "which needs TensorRT 10.0 or newer")
     if not archs:
         raise PluginBuildError("no GPU architecture given")
+    _arch_flags(archs)  # a malformed arch fails here, before any file exists
     compiler = _nvcc(nvcc)
     out = os.path.abspath(os.fspath(out))
     folder = os.path.dirname(out)
-    _arch_flags(archs)  # a malformed arch fails here, before any file exists
+    if "native" in [a.strip().lower() for a in archs]:
+        _check_native(compiler)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=folder)
     os.close(fd)

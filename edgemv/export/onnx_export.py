@@ -410,8 +410,11 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         log("TensorRT-RTX: parsing and building ahead of time on the CPU ...")
         res = checks.trt_rtx_build(out, build_precision, inputs[0][0], [1, *source.input_size], dynamic_batch)
         if scan_form == "plugin" and res.status == "fail":
-            res = checks.CheckResult(res.name, "skip", "the plugin form needs the SelectiveScan TensorRT plugin "
-                                     f"library loaded ({res.detail})")
+            # the library (`edgemv plugin`) is not loaded here: TensorRT-RTX 1.7.1's parser ends the process once
+            # a plugin node's creator returns (docs/scan.md), so this build can only fail at the node
+            res = checks.CheckResult(res.name, "skip", "the plugin form needs the SelectiveScan plugin library "
+                                     "(edgemv plugin), which TensorRT-RTX cannot take; build the engine with "
+                                     f"TensorRT 10.x/11.x and --dynamicPlugins ({res.detail})")
         report.checks.append(res)
         log(f"TensorRT-RTX: {res.detail}")
     seconds["checks"] = time.perf_counter() - t

@@ -1,12 +1,13 @@
 // The selective scan as a TensorRT plugin: IPluginV3 for TensorRT 10.x (JetPack 6's 10.3 included) and 11.x.
 //
-// It runs the node `edgemv export --scan-form plugin` writes (`SelectiveScan`, version "1", empty namespace; its
+// It runs the node `edgemv export --scan plugin` writes (`SelectiveScan`, version "1", empty namespace; its
 // inputs and attributes: PLUGIN_SPEC in edgemv/ops/onnx_forms.py) with this package's CUDA kernels
-// (selective_scan_n8.cu: the rows form, the short form, the staged form). Built by `python -m edgemv.compile.plugin`
-// (nvcc and TensorRT's headers; no TensorRT library is linked). TensorRT finds it in one of two ways:
-// - IPluginRegistry::loadLibrary, trtexec --dynamicPlugins / --staticPlugins, or tensorrt's
-//   get_plugin_registry().load_library(path): the library's getCreators and setLoggerFinder below;
-// - an application that links or dlopens it calls edgemv_register_scan_plugin(getPluginRegistry(), "").
+// (selective_scan_n8.cu: the rows form, the short form, the staged form). Built by `edgemv plugin`
+// (edgemv/compile/plugin.py: nvcc and TensorRT's headers; no TensorRT library is linked). TensorRT finds it in one of
+// two ways:
+// - IPluginRegistry::loadLibrary, trtexec --dynamicPlugins, or tensorrt's get_plugin_registry().load_library(path):
+//   the library's getCreators and setLoggerFinder below;
+// - an application that dlopens it calls edgemv_register_scan_plugin(getPluginRegistry(), "").
 // Tensors are linear (TensorRT's kLINEAR): u, delta, z, y (batch, D, L) and B, C (batch, N, L) in u's type (float32,
 // float16 or bfloat16); A (D, N), D and delta_bias (D,) float32. The kernels are written for N = 8 (MambaVision).
 #include <NvInferRuntime.h>
@@ -70,7 +71,8 @@ std::string read_fields(PluginFieldCollection const* fc, Attrs& attrs) {
     }
   }
   for (int k = 0; k < 4; ++k)
-    if (*attrs.slot(k) != 0 && *attrs.slot(k) != 1) return std::string("attribute ") + Attrs::kNames[k] + " must be 0 or 1";
+    if (*attrs.slot(k) != 0 && *attrs.slot(k) != 1)
+      return std::string("attribute ") + Attrs::kNames[k] + " must be 0 or 1";
   if (attrs.d_state != kStates)
     return "d_state " + std::to_string(attrs.d_state) +
            ": this plugin's kernels are written for 8 states (MambaVision); export the decomposed form instead";
