@@ -12,7 +12,6 @@ Nothing here imports torch or TensorRT.
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Optional, Sequence, Tuple
 
 from ..atomic import creation_mode
 from ..errors import PluginBuildError
+from ..toolchain import find_nvcc, split_compile_flags
 
 __all__ = ["PLUGIN_SOURCE", "PluginBuild", "build_plugin", "find_tensorrt_include", "tensorrt_header_version",
            "nvcc_command"]
@@ -78,13 +78,11 @@ def tensorrt_header_version(include_dir: str) -> Tuple[int, int, int]:
 
 
 def _nvcc(explicit: Optional[str]) -> str:
-    for cand in (explicit, os.environ.get("EDGEMV_NVCC"),
-                 os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc") if os.environ.get("CUDA_HOME") else None,
-                 shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
-        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    raise PluginBuildError("nvcc not found: install the CUDA toolkit (JetPack has it in /usr/local/cuda/bin) or set "
-                           "EDGEMV_NVCC / CUDA_HOME")
+    found = find_nvcc(explicit, extra=("/usr/local/cuda/bin/nvcc",))  # JetPack's, often not on the PATH
+    if found is None:
+        raise PluginBuildError("nvcc not found: install the CUDA toolkit (JetPack has it in /usr/local/cuda/bin) or "
+                               "set EDGEMV_NVCC / CUDA_HOME")
+    return found
 
 
 def _arch_flags(archs: Sequence[str]) -> list:
@@ -119,7 +117,8 @@ def _check_native(compiler: str) -> None:
 
 def nvcc_command(out: str, include_dir: str, archs: Sequence[str], nvcc: str) -> list:
     """The nvcc command line that builds the plugin into ``out`` (raises PluginBuildError for a malformed arch)."""
-    return [nvcc, *_arch_flags(archs), "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
+    return [nvcc, *_arch_flags(archs), *split_compile_flags(nvcc), "-O3", "-std=c++17", "-shared",
+            "-Xcompiler", "-fPIC",
             "-Xcompiler", "-Wno-deprecated-declarations", "-Xptxas", "-w",  # TensorRT's own deprecations; see docs
             "-I", include_dir, "-I", SOURCE_DIR, "-o", out, PLUGIN_SOURCE]
 

@@ -42,6 +42,7 @@ import tempfile
 import torch
 
 from .inputs import check_scan_inputs
+from ..toolchain import find_nvcc, split_compile_flags
 
 __all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx",
            "form_refusal", "launch", "nvcc", "rows_refusal", "rows_wide_build", "short_refusal", "selective_scan_cuda",
@@ -75,12 +76,7 @@ def cache_dir() -> str:
 
 def nvcc():
     """Path of nvcc: ``$EDGEMV_NVCC``, ``$CUDA_HOME/bin/nvcc`` or the PATH; None when none is there."""
-    for cand in (os.environ.get("EDGEMV_NVCC"),
-                 os.path.join(os.environ["CUDA_HOME"], "bin", "nvcc") if os.environ.get("CUDA_HOME") else None,
-                 shutil.which("nvcc")):
-        if cand and os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    return None
+    return find_nvcc()
 
 
 def cxx():
@@ -128,8 +124,8 @@ def _library(arch: str, defines: tuple = ()):
     compiler = nvcc()
     if compiler is None:
         raise RuntimeError("the CUDA scan kernel needs nvcc (set EDGEMV_NVCC or CUDA_HOME, or put nvcc on the PATH)")
-    path = build(compiler, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC"]
-                 + [f"-D{d}" for d in defines], SOURCE, f"scan_n8_{arch}")
+    path = build(compiler, [f"-arch={arch}", "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC",
+                            *split_compile_flags(compiler)] + [f"-D{d}" for d in defines], SOURCE, f"scan_n8_{arch}")
     lib = ctypes.CDLL(path)
     check_params(lib)
     for fn in (lib.edgemv_scan_n8_cuda, lib.edgemv_scan_rows_cuda, lib.edgemv_scan_short_cuda):
