@@ -156,3 +156,20 @@ def test_enqueue_matches_float64(built, case):
     torch.cuda.synchronize()
     err = rel_err(y.cpu(), ref)
     assert math.isfinite(err) and err < TOL[dtype], err
+
+
+def test_cli_builds_for_jetson_orin(tmp_path, capsys):
+    """`edgemv plugin` as a user runs it: sm_87 (Jetson Orin, no GPU needed), the first header set, JSON report."""
+    import json
+
+    from cli_helpers import call
+
+    out = tmp_path / "lib" / "libedgemv_scan_plugin.so"
+    code, stdout, err = call(["plugin", "--arch", "sm_87", "--trt-include", HEADERS[0], "-o", str(out), "--json"],
+                             capsys)
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["path"] == str(out) and out.stat().st_size == report["bytes"] > 0
+    assert report["archs"] == ["sm_87"] and report["tensorrt_version"].split(".")[0] in ("10", "11")
+    assert "-gencode=arch=compute_87,code=sm_87" in report["command"] and str(out) in report["command"]
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary left behind
