@@ -195,3 +195,23 @@ def test_mixed_dtypes_are_a_problem_of_their_own(cache):
     assert len(keys) == 2
     assert any("|float32|2x16x49|" in k for k in keys)
     assert any("|float32/float16/float32/bfloat16|2x16x49|" in k for k in keys)
+
+
+def test_cuda_kernel_build_runs_in_a_thread_and_its_failure_stays_there(monkeypatch):
+    """The CUDA C++ kernel's build starts beside the Triton candidates' timings (a GPU's first call), in a thread of
+    its own; a build that raises is left to scan_cuda's own report and does not reach the caller."""
+    import threading
+
+    from edgemv.ops import scan_cuda
+
+    seen = []
+
+    def library(device):
+        seen.append((threading.current_thread().name, device))
+        raise RuntimeError("nvcc failed")
+
+    monkeypatch.setattr(scan_cuda, "library", library)
+    thread = scan_tune._build_beside(torch.device("cpu"))
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert seen == [("edgemv-scan-cuda-build", torch.device("cpu"))]
