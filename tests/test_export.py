@@ -202,6 +202,12 @@ def test_ort_form_dequantizes_conv_weights(tmp_path):
     assert checks.relative_error(b, a) < 1e-5  # the same weights reach the Conv
 
 
+def test_opset_below_the_attention_is_refused_before_tracing(tmp_path, fp32_source):
+    with pytest.raises(ExportError, match="opset 14 or newer"):
+        export_model(fp32_source, out=tmp_path / "m.onnx", opset=13)
+    assert not list(tmp_path.iterdir())
+
+
 def test_plugin_form(tmp_path, fp32_source):
     report = export_model(fp32_source, out=tmp_path / "p.onnx", scan_form="plugin", trt_build=HAVE_RTX)
     assert "edgemv:SelectiveScan" in report.op_counts

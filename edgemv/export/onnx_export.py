@@ -39,7 +39,9 @@ TWO_GB = 2_000_000_000  # protobuf's hard limit is 2 GiB; stay below it
 # Measured in ONNX Runtime (docs/benchmarks.md): FP32 and default INT8 as fast as at 17, INT8 with conv output
 # quantizers 1.2x faster (every ConvBlock conv1 becomes QLinearConv).
 DEFAULT_OPSET = {"fp32": 20, "fp16": 20, "int8": 20, "fp8": 21}
-MIN_OPSET = {"fp32": 13, "fp16": 13, "int8": 13, "fp8": 19}  # int8 per-channel Q/DQ: 13; fp8 types: 19
+# every variant's attention exports through scaled_dot_product_attention, which torch's exporter writes from opset 14
+# (at 13 it failed after printing the whole traced graph); fp8 types: 19
+MIN_OPSET = {"fp32": 14, "fp16": 14, "int8": 14, "fp8": 19}
 
 
 class ExportError(EdgemvError):
@@ -313,7 +315,8 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     precision = source.precision
     opset = opset or DEFAULT_OPSET[precision]
     if opset < MIN_OPSET[precision]:
-        raise ExportError(f"{precision.upper()} needs opset {MIN_OPSET[precision]} or newer (asked for {opset})")
+        why = "float8 types" if precision == "fp8" else "the attention's scaled_dot_product_attention"
+        raise ExportError(f"{precision.upper()} needs opset {MIN_OPSET[precision]} or newer ({why}; asked for {opset})")
     if opset > onnx.defs.onnx_opset_version():
         raise ExportError(f"opset {opset} is newer than this onnx ({onnx.defs.onnx_opset_version()})")
     if half and precision != "fp32" and opset < 19:
