@@ -388,7 +388,8 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     inputs, outputs = describe_io(graph)
     report = ExportReport(
         path=str(out), precision=label, opset=opset, dynamic_batch=dynamic_batch, scan_form=scan_form,
-        scan_decomposition=decomposition, simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported, nodes=len(graph.graph.node),
+        scan_decomposition=decomposition, simplifier=tool, simplifier_notes=notes, nodes_exported=nodes_exported,
+        nodes=len(graph.graph.node),
         file_bytes=size, external_data=data_name, inputs=inputs, outputs=outputs, op_counts=_op_counts(graph),
         qdq=qdq_counts, scales=scales_detail, seconds=seconds, quantized_weights=stored, fp16=fp16_info,
     )
@@ -483,7 +484,8 @@ def _parity(source, model, graph, out, half, dynamic_batch, n_images, seed, grap
     try:
         free = checks.ort_parity(session, reference, inputs, kind, qdq_worst=worst_tol)
     except Exception as exc:
-        return checks.CheckResult("ONNX Runtime parity", "fail", f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
+        return checks.CheckResult("ONNX Runtime parity", "fail",
+                                  f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
     if kind not in ("qdq", "qdq16"):
         return free
     # Q/DQ: the free-running comparison above cannot tell a wrong graph from rounding-tie flips amplified through
