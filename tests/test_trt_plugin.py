@@ -158,6 +158,29 @@ def test_enqueue_matches_float64(built, case):
     assert math.isfinite(err) and err < TOL[dtype], err
 
 
+@pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
+def test_enqueue_on_random_problems(built):
+    """Fresh random shapes each run (the seed is printed on failure): L around the forms' limits (multiples of 4 or
+    not, up to 64 or beyond), odd channel counts, batch 1 (the short form's unaligned-sequence case), every dtype and
+    option."""
+    seed = int.from_bytes(os.urandom(4), "little")
+    rng = torch.Generator().manual_seed(seed)
+    pick = lambda seq: seq[int(torch.randint(len(seq), (1,), generator=rng))]  # noqa: E731
+    for i in range(24):
+        batch = pick([1, 1, 2, 3, 5])
+        dim = int(torch.randint(1, 400, (1,), generator=rng))
+        length = pick([1, 2, 3, 4, 31, 48, 49, 63, 64, 65, 66, 96, 130, 196, 257])
+        dtype = pick([torch.float32, torch.float16, torch.bfloat16])
+        softplus = bool(pick([True, True, False]))
+        options = dict(big=bool(pick([True, False])), has_d=bool(pick([True, False])), has_z=bool(pick([False, True])),
+                       has_bias=softplus and bool(pick([True, False])), softplus=softplus)  # delta > 0 without softplus
+        case = (batch, dim, length, dtype, options)
+        try:
+            test_enqueue_matches_float64(built, case)
+        except AssertionError as exc:
+            raise AssertionError(f"seed {seed}, case {i}: {case}: {exc}") from None
+
+
 def test_cli_builds_for_jetson_orin(tmp_path, capsys):
     """`edgemv plugin` as a user runs it: sm_87 (Jetson Orin, no GPU needed), the first header set, JSON report."""
     import json
