@@ -196,3 +196,19 @@ def test_cli_builds_for_jetson_orin(tmp_path, capsys):
     assert report["archs"] == ["sm_87"] and report["tensorrt_version"].split(".")[0] in ("10", "11")
     assert "-gencode=arch=compute_87,code=sm_87" in report["command"] and str(out) in report["command"]
     assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary left behind
+
+
+def test_runner_loads_the_library_into_a_tensorrt_registry(built):
+    """edgemv.runtime's plugin loading against a real TensorRT-family registry (TensorRT-RTX's), in a child process:
+    with the creator registered there, TensorRT-RTX's ONNX parser would end any process that parses a plugin node."""
+    import subprocess
+
+    pytest.importorskip("tensorrt_rtx")
+    code = ("import sys, tensorrt_rtx as trt; from edgemv.runtime.tensorrt_runner import load_plugin_library; "
+            "load_plugin_library(trt, sys.argv[1]); "
+            "print(sorted((c.name, c.plugin_version, c.plugin_namespace) "
+            "for c in trt.get_plugin_registry().all_creators if c.name == 'SelectiveScan'))")
+    res = subprocess.run([sys.executable, "-c", code, built.lib], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[('SelectiveScan', '1', '')]", res.stdout

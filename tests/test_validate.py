@@ -129,6 +129,31 @@ def test_tensorrt_runner_says_what_is_missing(tmp_path):
         TensorRTRunner(tmp_path / "m.engine")
 
 
+def test_engine_plugin_option_is_checked_and_reaches_the_runner(tmp_path, capsys, monkeypatch):
+    from cli_helpers import assert_one_line_error, call
+    from edgemv.runtime import tensorrt_runner
+
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"engine")
+    code, _, err = call(["validate", str(engine), "--plugin", str(tmp_path / "missing.so")], capsys)
+    assert code == 2 and "missing.so" in err and "Traceback" not in err  # Click refuses a missing file
+    seen = []
+
+    class Runner:  # stands in for TensorRT, which cannot be installed here: records what validate passes on
+        def __init__(self, path, plugins=(), name=None):
+            seen.append((str(path), tuple(plugins)))
+            raise tensorrt_runner.RuntimeBackendError("no TensorRT here")
+
+    monkeypatch.setattr(tensorrt_runner, "TensorRTRunner", Runner)
+    monkeypatch.setattr("edgemv.runtime.TensorRTRunner", Runner)
+    lib = tmp_path / "libedgemv_scan_plugin.so"
+    lib.write_bytes(b"")
+    code, _, err = call(["validate", str(engine), "--plugin", str(lib), "--variant", "test", "--weights", "random"],
+                        capsys)
+    assert_one_line_error(code, err, "no TensorRT here")
+    assert seen == [(str(engine), (str(lib),))]
+
+
 def test_import_stays_light():
     code = ("import sys, edgemv, edgemv.validate, edgemv.runtime, edgemv.cli; "
             "print([m for m in ('modelopt', 'onnx', 'onnxruntime', 'matplotlib', 'tensorrt') if m in sys.modules])")

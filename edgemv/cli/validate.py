@@ -62,11 +62,14 @@ def _max_drop(value):
                    "causes: sensitivity.json and sensitivity.png in OUT. Needs a run folder and --data.")
 @click.option("--calib", type=click.Path(), default=None,
               help="Calibration images for --sensitivity [default: the run's own calibration images].")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A TensorRT plugin library the engine needs, loaded before it is deserialized (repeatable): the "
+                   "SelectiveScan one from `edgemv plugin` for a graph exported with --scan plugin.")
 @trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or stage lines.")
 def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, reference, variant, weights, out,
-             report_path, sensitivity, calib, trust_pickle, as_json, quiet):
+             report_path, sensitivity, calib, plugins, trust_pickle, as_json, quiet):
     """Compare RUN_OR_MODEL with its FP32 model on the same images and fail when the drop exceeds --max-drop.
 
     RUN_OR_MODEL is a quantize run folder, an ONNX file (run by ONNX Runtime), a TensorRT engine (when tensorrt is
@@ -99,7 +102,7 @@ def validate(run_or_model, data, max_drop, batch_size, device, limit, seed, refe
         report = run_validate(run_or_model, data=data, max_drop=_max_drop(max_drop), batch_size=batch_size,
                               device=device, limit=limit, seed=seed, reference=reference, variant=variant,
                               weights=weights, progress=not quiet, ctx=ctx, log=log, command=command,
-                              trust_pickle=trust_pickle)
+                              trust_pickle=trust_pickle, plugins=plugins)
     finally:
         teardown(ctx)
     if not main:

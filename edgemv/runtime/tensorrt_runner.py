@@ -17,7 +17,7 @@ import numpy as np
 
 from .onnx_runner import RuntimeBackendError
 
-__all__ = ["TensorRTRunner", "tensorrt_available", "ENGINE_SUFFIXES"]
+__all__ = ["TensorRTRunner", "tensorrt_available", "load_plugin_library", "ENGINE_SUFFIXES"]
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
@@ -112,6 +112,30 @@ class _TorchCuda:
         self.stream.synchronize()
 
 
+def load_plugin_library(trt, path) -> None:
+    """Make a plugin library's creators known to TensorRT's registry before an engine that uses them is deserialized.
+
+    ``trt`` is the TensorRT module (``tensorrt``, or ``tensorrt_rtx``). A library with the entry points
+    ``IPluginRegistry::loadLibrary`` looks up (``getCreators``: edgemv's SelectiveScan plugin, `edgemv plugin`) goes
+    through ``load_library``; one that registers its creators when it is loaded (``REGISTER_TENSORRT_PLUGIN``), or
+    one loaded already, is loaded with dlopen.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise RuntimeBackendError(f"plugin library {path} not found")
+    registry = trt.get_plugin_registry()
+    if hasattr(registry, "load_library"):  # TensorRT 10.0+
+        try:
+            if registry.load_library(path) is not None:
+                return
+        except Exception:  # noqa: BLE001 - no getCreators, or already registered: the dlopen below
+            pass
+    try:
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    except OSError as exc:
+        raise RuntimeBackendError(f"cannot load plugin library {path}: {exc}") from None
+
+
 class TensorRTRunner:
     """Deserialize and run one engine (one input, one output), batch by batch.
 
@@ -136,10 +160,7 @@ class TensorRTRunner:
         logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(logger, "")
         for lib in plugins:
-            try:
-                ctypes.CDLL(os.fspath(lib), mode=ctypes.RTLD_GLOBAL)
-            except OSError as exc:
-                raise RuntimeBackendError(f"cannot load plugin library {lib}: {exc}") from None
+            load_plugin_library(trt, lib)
         with open(self.path, "rb") as f:
             data = f.read()
         self.runtime = trt.Runtime(logger)

@@ -193,7 +193,7 @@ def resolve_models(target, reference: Optional[str] = None, variant: Optional[st
     elif suffix in ENGINE_SUFFIXES:
         from ..runtime import TensorRTRunner
 
-        runner = TensorRTRunner(path)
+        runner = TensorRTRunner(path, plugins=plugins)
         cand = ArrayPredictor(runner)
         cinfo = ModelInfo(f"TensorRT engine {path.name}", "tensorrt", str(path), precision,
                           f"tensorrt {runner.trt.__version__}")
@@ -353,8 +353,12 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
              variant: Optional[str] = None, weights: Optional[str] = None, progress: bool = True,
              ctx: Optional[DistContext] = None, log: Callable[[str], None] = lambda s: None,
              command: Optional[str] = None, models: Optional[Models] = None,
-             on_batch: Optional[Callable] = None, trust_pickle: bool = False) -> Optional[ValidationReport]:
+             on_batch: Optional[Callable] = None, trust_pickle: bool = False,
+             plugins: Sequence[str] = ()) -> Optional[ValidationReport]:
     """Compare ``target`` with its FP32 reference on ``data`` and judge the drop against ``max_drop``.
+
+    ``plugins``: TensorRT plugin libraries an engine needs (the SelectiveScan one from `edgemv plugin`), loaded
+    before it is deserialized.
 
     Returns the report on rank 0; other ranks of a data-parallel run get the same report broadcast (so every rank
     can exit with the same status).
@@ -372,7 +376,8 @@ def validate(target, data=None, max_drop: Optional[float] = 0.5, batch_size: int
 
         with warnings.catch_warnings():  # ModelOpt's note about tensor parallelism, once per module class
             warnings.filterwarnings("ignore", message=".*no parallel_state is set.*")
-            models = resolve_models(target, reference, variant, weights, device, trust_pickle=trust_pickle)
+            models = resolve_models(target, reference, variant, weights, device, plugins=plugins,
+                                    trust_pickle=trust_pickle)
     seconds = {"load": time.perf_counter() - t0}
     if data is not None:
         image_set = discover_images(data, seed=seed, limit=limit)
