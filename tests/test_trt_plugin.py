@@ -57,15 +57,21 @@ class Built:
         self.drive = driver.edgemv_plugin_drive
         self.drive.restype = ctypes.c_int
         self.drive.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_int64), ctypes.c_int,
-                               ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int,
+                               ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                               ctypes.POINTER(ctypes.c_int32), ctypes.POINTER(ctypes.c_int),
                                ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+        self.tactics = []  # those the plugin advertised in the last run
 
-    def run(self, shape, dtype_code, flags, dynamic=False, tensors=None, stream=None):
-        """(code, message) of the driver; ``tensors`` (u, delta, A, B, C, D, z, delta_bias, y or None) enqueues."""
+    def run(self, shape, dtype_code, flags, dynamic=False, tensors=None, stream=None, tactic=0):
+        """(code, message) of the driver; ``tensors`` (u, delta, A, B, C, D, z, delta_bias, y or None) enqueues
+        with ``tactic`` set; :attr:`tactics` gets the tactics the plugin advertised."""
         message = ctypes.create_string_buffer(8192)
         ptrs = (ctypes.c_void_p * 9)(*[t.data_ptr() if t is not None else None for t in (tensors or [None] * 9)])
+        tactics, count = (ctypes.c_int32 * 16)(), ctypes.c_int(0)
         code = self.drive(self.lib.encode(), (ctypes.c_int64 * 3)(*shape), dtype_code, (ctypes.c_int * 5)(*flags),
-                          int(dynamic), int(tensors is not None), ptrs, stream, message, len(message))
+                          int(dynamic), int(tensors is not None), tactic, tactics, ctypes.byref(count), ptrs,
+                          stream, message, len(message))
+        self.tactics = list(tactics[:count.value])
         return code, message.value.decode(errors="replace")
 
 
@@ -103,6 +109,27 @@ def test_build_phase_and_serialize_round_trip(built, flags, dynamic):
     for dtype_code in (0, 1, 2):
         code, message = built.run((2, 160, 49), dtype_code, flags, dynamic)
         assert code == 0, message
+
+
+AUTO, ROWS, SHORT, STAGED2, STAGED4 = 1, 2, 3, 4, 5  # the plugin's tactics (trt_scan_plugin.cu, enum Tactic)
+
+
+@pytest.mark.parametrize("shape, dtype_code, flags, tactics", [
+    ((2, 160, 196), 1, FLAG_SETS[0], [AUTO, ROWS, STAGED2, STAGED4]),  # MambaVision level 3: L a multiple of 4
+    ((2, 320, 49), 1, FLAG_SETS[0], [AUTO, SHORT, STAGED2, STAGED4]),  # level 4: L up to 64
+    ((2, 16, 64), 2, FLAG_SETS[0], [AUTO, ROWS, SHORT, STAGED2, STAGED4]),
+    ((2, 16, 50), 0, FLAG_SETS[3], [AUTO, ROWS, SHORT, STAGED2, STAGED4]),  # float32: L a multiple of 2
+    ((2, 16, 50), 1, FLAG_SETS[3], [AUTO, SHORT, STAGED2, STAGED4]),
+    ((2, 16, 130), 1, FLAG_SETS[3], [AUTO, STAGED2, STAGED4]),
+    ((2, 160, 196), 1, FLAG_SETS[2], [AUTO, STAGED2, STAGED4]),  # z: the staged form only
+])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_tactics_follow_the_shapes(built, shape, dtype_code, flags, tactics, dynamic):
+    """TensorRT times each tactic a plugin advertises for its shapes and keeps the fastest: the forms that can read
+    them, and 'auto'."""
+    code, message = built.run(shape, dtype_code, flags, dynamic)
+    assert code == 0, message
+    assert built.tactics == tactics
 
 
 @pytest.mark.parametrize("flags, says", [((1, 1, 0, 1, 16), "written for 8 states"),
@@ -150,12 +177,16 @@ def test_enqueue_matches_float64(built, case):
              int(inp["delta_bias"] is not None), 8)
     tensors = [cuda[k] for k in ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")] + [y]
     stream = torch.cuda.current_stream()
-    code, message = built.run((batch, dim, length), DTYPE_CODE[dtype], flags, tensors=tensors,
-                              stream=stream.cuda_stream)
+    code, message = built.run((batch, dim, length), DTYPE_CODE[dtype], flags)
     assert code == 0, message
-    torch.cuda.synchronize()
-    err = rel_err(y.cpu(), ref)
-    assert math.isfinite(err) and err < TOL[dtype], err
+    for tactic in [0] + built.tactics:  # TensorRT's default, then each tactic TensorRT could pick
+        y.fill_(float("nan"))
+        code, message = built.run((batch, dim, length), DTYPE_CODE[dtype], flags, tensors=tensors,
+                                  stream=stream.cuda_stream, tactic=tactic)
+        assert code == 0, f"tactic {tactic}: {message}"
+        torch.cuda.synchronize()
+        err = rel_err(y.cpu(), ref)
+        assert math.isfinite(err) and err < TOL[dtype], f"tactic {tactic}: {err}"
 
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")

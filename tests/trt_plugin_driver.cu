@@ -48,10 +48,12 @@ int report(char* message, int len, int code, std::string const& what, Collecting
 
 // shape: batch, D, L. dtype: 0 float32, 1 float16, 2 bfloat16. flags: delta_softplus, has_D, has_z, has_delta_bias,
 // d_state. tensors: u, delta, A, B, C, D, z, delta_bias, y (nullptr where absent). run 0 stops before enqueue (no
-// GPU needed). Returns 0 when every check passed (and the scan was enqueued on `stream`); else a code and a message.
+// GPU needed); else `tactic` is set (setTactic) before enqueue. The tactics the plugin advertises after
+// configurePlugin are written to `tactics` (room for 16), their count to `nb_tactics`. Returns 0 when every check
+// passed (and the scan was enqueued on `stream`); else a code and a message.
 extern "C" int edgemv_plugin_drive(char const* library, int64_t const* shape, int dtype, int const* flags,
-                                   int dynamic_batch, int run, void* const* tensors, void* stream, char* message,
-                                   int len) {
+                                   int dynamic_batch, int run, int tactic, int32_t* tactics, int* nb_tactics,
+                                   void* const* tensors, void* stream, char* message, int len) {
   static CollectingLogger logger;  // the plugin keeps the finder for the life of the process
   static Finder finder;
   logger.text.clear();
@@ -155,6 +157,10 @@ extern "C" int edgemv_plugin_drive(char const* library, int64_t const* shape, in
   }
   if (build->configurePlugin(io.data(), nb_in, io.data() + nb_in, 1) != 0)
     return report(message, len, 21, "configurePlugin refused the intended shapes", logger);
+  *nb_tactics = build->getNbTactics();
+  if (*nb_tactics < 1 || *nb_tactics > 16 || build->getValidTactics(tactics, *nb_tactics) != 0)
+    return report(message, len, 29, "getNbTactics/getValidTactics failed", logger);
+  if (!build->getTimingCacheID()) return report(message, len, 29, "no timing cache ID", logger);
   {
     auto wrong = io;
     wrong[2].desc.dims = dims_of({dim, 16});
@@ -196,6 +202,10 @@ extern "C" int edgemv_plugin_drive(char const* library, int64_t const* shape, in
     delete context_plugin;
     message[0] = 0;
     return logger.text.empty() ? 0 : report(message, len, 28, "the plugin logged errors", logger);
+  }
+  if (rt->setTactic(tactic) != 0) {
+    delete context_plugin;
+    return report(message, len, 30, "setTactic refused " + std::to_string(tactic), logger);
   }
   void* outputs[1] = {tensors[8]};
   int const status = rt->enqueue(in_desc.data(), out_desc.data(), inputs.data(), outputs, nullptr,

@@ -10,6 +10,7 @@
 // - an application that dlopens it calls edgemv_register_scan_plugin(getPluginRegistry(), "").
 // Tensors are linear (TensorRT's kLINEAR): u, delta, z, y (batch, D, L) and B, C (batch, N, L) in u's type (float32,
 // float16 or bfloat16); A (D, N), D and delta_bias (D,) float32. The kernels are written for N = 8 (MambaVision).
+// Each kernel form is a tactic (enum Tactic), so TensorRT times them on the GPU it builds for and keeps the fastest.
 #include <NvInferRuntime.h>
 
 #include <cstdint>
@@ -87,28 +88,34 @@ int dtype_code(DataType t) {
   return -1;
 }
 
-enum class Form { kRows, kShort, kStaged };
+// The kernels, as the plugin's tactics (TensorRT times every tactic a plugin advertises for its shapes while it builds
+// an engine, and keeps the fastest: the choice is measured on the target GPU, a Jetson included). kAuto takes the
+// first of rows, short, staged (2 lanes) that can read the tensors: what 'auto' chose at MambaVision's shapes on
+// the H100 and H200 (docs/scan.md), and what runs where no tactic was set (0, TensorRT's default).
+enum Tactic : int32_t { kDefault = 0, kAuto = 1, kRows = 2, kShort = 3, kStaged2 = 4, kStaged4 = 5 };
 
-// Which kernel takes contiguous tensors of this problem: the rows form where it can read them (no z, L a multiple of
-// the elements per 8 bytes, 8-byte aligned rows), else the short form (L up to 64), else the staged form (any
-// layout, z included). The same conditions as rows_refusal / short_refusal in edgemv/ops/scan_cuda.py for
-// contiguous tensors, and the choice 'auto' made at MambaVision's shapes on H100 and H200 (docs/scan.md).
-Form pick_form(Params const& p, int dtype, int64_t batch) {
-  int64_t const size = dtype == 0 ? 4 : 2, vec = 8 / size;
-  auto aligned = [](void const* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 8 == 0; };
-  bool const rows_ok = !p.has_z && aligned(p.u) && aligned(p.dt) && aligned(p.y);
-  int64_t const sequence = p.dim * p.length;
-  if (rows_ok && p.length % vec == 0 && sequence + p.length < (int64_t(1) << 31)) return Form::kRows;
-  if (rows_ok && p.length >= 1 && p.length <= short_form::MAX_L && sequence < (int64_t(1) << 31) &&
-      ((sequence * size) % 8 == 0 || batch == 1))
-    return Form::kShort;
-  return Form::kStaged;
+// Whether the rows form reads these contiguous tensors: no z, L a multiple of the elements per 8 bytes, 8-byte
+// aligned rows, a sequence's rows within 2^31 elements (rows_refusal in edgemv/ops/scan_cuda.py, for contiguous
+// tensors). `length` < 0: not known yet (a dynamic dimension at build time).
+bool rows_fits(bool has_z, int dtype, int64_t dim, int64_t length) {
+  int64_t const vec = dtype == 0 ? 2 : 4;
+  return !has_z && length > 0 && length % vec == 0 && dim * length + length < (int64_t(1) << 31);
 }
+
+// Whether the short form does: no z, L from 1 to 64, 8-byte aligned sequences (short_refusal for contiguous tensors)
+bool short_fits(bool has_z, int dtype, int64_t batch, int64_t dim, int64_t length) {
+  int64_t const size = dtype == 0 ? 4 : 2;
+  return !has_z && length >= 1 && length <= short_form::MAX_L && dim * length < (int64_t(1) << 31) &&
+         ((dim * length * size) % 8 == 0 || batch == 1);
+}
+
+bool aligned8(void const* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 8 == 0; }
 
 class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime {
  public:
   ScanPlugin(Attrs attrs, std::string ns) : attrs_(attrs), namespace_(std::move(ns)) {}
-  ScanPlugin(ScanPlugin const& other) : attrs_(other.attrs_), namespace_(other.namespace_) {}
+  ScanPlugin(ScanPlugin const& other)
+      : attrs_(other.attrs_), namespace_(other.namespace_), configured_(other.configured_), tactic_(other.tactic_) {}
 
   // IPluginV3
   IPluginCapability* getCapabilityInterface(PluginCapabilityType type) noexcept override {
@@ -161,7 +168,21 @@ class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3On
   int32_t configurePlugin(DynamicPluginTensorDesc const* in, int32_t nbInputs, DynamicPluginTensorDesc const*,
                           int32_t nbOutputs) noexcept override {
     if (nbInputs != attrs_.nb_inputs() || nbOutputs != 1) return fail("wrong number of inputs or outputs");
+    Dims const& u = in[0].desc.dims;
+    configured_ = {dtype_code(in[0].desc.type), u.nbDims == 3 ? u.d[0] : -1, u.nbDims == 3 ? u.d[1] : -1,
+                   u.nbDims == 3 ? u.d[2] : -1};
     return check_dims(in, [](DynamicPluginTensorDesc const& t) -> Dims const& { return t.desc.dims; });
+  }
+
+  // kAuto, the rows and short forms where they can read the configured shapes, the staged form with 2 and 4 lanes
+  int32_t getNbTactics() noexcept override { return valid_tactics(nullptr); }
+  int32_t getValidTactics(int32_t* tactics, int32_t nbTactics) noexcept override {
+    return valid_tactics(tactics) == nbTactics ? 0 : fail("getValidTactics: tactic count changed");
+  }
+  char const* getTimingCacheID() noexcept override {  // the attributes (TensorRT adds the shapes and formats)
+    cache_id_ = std::string("edgemv-scan-1-") + std::to_string(attrs_.delta_softplus) + std::to_string(attrs_.has_D) +
+                std::to_string(attrs_.has_z) + std::to_string(attrs_.has_delta_bias);
+    return cache_id_.c_str();
   }
 
   // IPluginV3OneRuntime
@@ -205,13 +226,25 @@ class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3On
     p.has_bias = attrs_.has_delta_bias;
     p.softplus = attrs_.delta_softplus;
     p.A_dtype = p.D_dtype = p.bias_dtype = 0;
+    // the tactic TensorRT chose, where it can read these tensors (the shapes may have changed since the build, and
+    // alignment is known only now); else the automatic choice
+    bool const aligned = aligned8(p.u) && aligned8(p.dt) && aligned8(p.y);
+    bool const rows = aligned && rows_fits(attrs_.has_z, dtype, dim, length);
+    bool const shorter = aligned && short_fits(attrs_.has_z, dtype, batch, dim, length);
+    int32_t tactic = tactic_;
+    if ((tactic == kRows && !rows) || (tactic == kShort && !shorter) || tactic == kDefault) tactic = kAuto;
+    if (tactic == kAuto) tactic = rows ? kRows : shorter ? kShort : kStaged2;
     int status = 0;
-    switch (pick_form(p, dtype, batch)) {
-      case Form::kRows: status = edgemv_scan_rows_cuda(&p, dtype, rows::SPLIT, (int)batch, stream); break;
-      case Form::kShort: status = edgemv_scan_short_cuda(&p, dtype, short_form::SPLIT, (int)batch, stream); break;
-      case Form::kStaged: status = edgemv_scan_n8_cuda(&p, dtype, 2, (int)batch, stream); break;
-    }
+    if (tactic == kRows) status = edgemv_scan_rows_cuda(&p, dtype, rows::SPLIT, (int)batch, stream);
+    else if (tactic == kShort) status = edgemv_scan_short_cuda(&p, dtype, short_form::SPLIT, (int)batch, stream);
+    else status = edgemv_scan_n8_cuda(&p, dtype, tactic == kStaged4 ? 4 : 2, (int)batch, stream);
     if (status != 0) return fail(std::string("kernel launch failed: ") + cudaGetErrorString((cudaError_t)status));
+    return 0;
+  }
+
+  int32_t setTactic(int32_t tactic) noexcept override {
+    if (tactic < kDefault || tactic > kStaged4) return fail("unknown tactic " + std::to_string(tactic));
+    tactic_ = tactic;
     return 0;
   }
 
@@ -258,10 +291,32 @@ class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3On
     return 0;
   }
 
+  // the tactics for the configured shapes, written to `out` when not null; their count
+  int32_t valid_tactics(int32_t* out) const noexcept {
+    int32_t list[5], n = 0;
+    list[n++] = kAuto;
+    if (rows_fits(attrs_.has_z, configured_.dtype, configured_.dim, configured_.length)) list[n++] = kRows;
+    if (short_fits(attrs_.has_z, configured_.dtype, configured_.batch < 0 ? 2 : configured_.batch, configured_.dim,
+                   configured_.length))
+      list[n++] = kShort;
+    list[n++] = kStaged2;
+    list[n++] = kStaged4;
+    for (int32_t i = 0; out && i < n; ++i) out[i] = list[i];
+    return n;
+  }
+
+  struct Configured {  // u's dtype code and dimensions from configurePlugin (-1: dynamic)
+    int dtype = 0;
+    int64_t batch = -1, dim = -1, length = -1;
+  };
+
   Attrs attrs_;
   std::string namespace_;
   PluginField fields_[Attrs::kCount];
   PluginFieldCollection collection_{};
+  Configured configured_;
+  int32_t tactic_ = kDefault;
+  std::string cache_id_;
 };
 
 class ScanPluginCreator : public IPluginCreatorV3One {
