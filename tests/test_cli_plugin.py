@@ -77,3 +77,15 @@ def test_arch_flags_carry_sass_for_each_and_ptx_of_the_newest():
     assert "-gencode=arch=compute_87,code=sm_87" in flags
     assert "-gencode=arch=compute_90a,code=sm_90a" in flags
     assert flags[-1] == "-gencode=arch=compute_90a,code=compute_90a"
+
+
+def test_plugin_command_needs_no_torch(tmp_path):
+    """On a Jetson `edgemv plugin` runs from `pip install --no-deps edgemv click`: nothing on its path imports torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgemv.cli import cli, run_cli; "
+            f"run_cli(cli, ['plugin', '--trt-include', {str(tmp_path)!r}]); print('torch' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stdout + res.stderr
+    assert "no NvInferRuntime.h" in res.stderr
