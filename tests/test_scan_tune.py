@@ -215,3 +215,24 @@ def test_cuda_kernel_build_runs_in_a_thread_and_its_failure_stays_there(monkeypa
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert seen == [("edgemv-scan-cuda-build", torch.device("cpu"))]
+
+
+def test_a_failed_cuda_build_is_not_tried_again_in_the_process(monkeypatch):
+    """nvcc takes seconds to fail: after one failure every later request (each CUDA candidate, each call) gets the
+    first error at once, and 'auto' stops offering the kernel."""
+    from edgemv.ops import scan_cuda
+
+    attempts = []
+
+    def failing_build(arch, defines=()):
+        attempts.append(arch)
+        raise RuntimeError("nvcc failed on selective_scan_n8.cu: unsupported gpu architecture")
+
+    monkeypatch.setattr(scan_cuda, "_failed", [])
+    monkeypatch.setattr(scan_cuda, "_library", failing_build)
+    monkeypatch.setattr(scan_cuda, "arch", lambda device: "sm_90")
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="unsupported gpu architecture"):
+            scan_cuda.library(torch.device("cpu"))
+    assert attempts == ["sm_90"]
+    assert not scan_cuda.available()

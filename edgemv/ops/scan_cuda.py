@@ -151,6 +151,8 @@ def arch(device) -> str:
 def library(device, defines=()):
     """The kernel's library for ``device``'s architecture (built on first use); ``defines``: ("NAME=VALUE", ...) for
     the build-time knobs of the source (each set is its own library; bench/scan_lean_sweep.py)."""
+    if _failed and not defines:  # failed once: not again for each candidate and call (nvcc takes seconds to fail)
+        raise RuntimeError(f"the CUDA scan kernel's build failed earlier in this process: {_failed[0][:300]}")
     try:
         return _library(arch(device), tuple(defines))
     except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
