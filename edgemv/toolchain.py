@@ -21,15 +21,19 @@ def find_nvcc(explicit: Optional[str] = None, extra: Sequence[str] = ()) -> Opti
     return None
 
 
-@functools.lru_cache(maxsize=None)
 def split_compile_flags(compiler: str) -> tuple:
     """("--split-compile=0",) where this nvcc has the option (its optimizer then runs on every CPU core: the scan
     kernel's 45 instantiations built in 19 s instead of 32 s on 2 cores) and ``EDGEMV_NVCC_SPLIT`` is not 0; else
     ()."""
     if os.environ.get("EDGEMV_NVCC_SPLIT", "1") == "0":
         return ()
+    return ("--split-compile=0",) if _has_split_compile(compiler) else ()
+
+
+@functools.lru_cache(maxsize=None)
+def _has_split_compile(compiler: str) -> bool:  # asked once per nvcc
     try:
         listed = subprocess.run([compiler, "--help"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
-        return ()
-    return ("--split-compile=0",) if "--split-compile" in listed else ()
+        return False
+    return "--split-compile" in listed

@@ -21,8 +21,8 @@ def _shape(shape):
               help="FP32 weights when RUN_OR_MODEL is not a run folder: checkpoint file, Hugging Face folder or hub "
                    "id, 'official', or 'random' (default: 'official').")
 @click.option("--opset", type=click.IntRange(14, 23), default=None,
-              help="ONNX opset (default 20 for FP32/FP16/INT8, 21 for FP8; the attention needs >= 14, FP8 >= 19; GELU is one "
-                   "Gelu node from 20 on).")
+              help="ONNX opset (default 20 for FP32/FP16/INT8, 21 for FP8; the attention needs >= 14, FP8 >= 19; "
+                   "GELU is one Gelu node from 20 on).")
 @click.option("--dynamic-batch/--static", default=True, show_default=True,
               help="Batch dimension symbolic ('batch') or fixed at 1.")
 @click.option("--half", is_flag=True,

@@ -414,9 +414,15 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         ort_graph, ort_out = expand_scan_nodes(graph), None
         ort_graph32 = expand_scan_nodes(graph32) if graph32 is not None else None
         note = "; SelectiveScan nodes run as their specification in standard ONNX ops"
-    parity = _parity(source, model, ort_graph, ort_out, half, dynamic_batch, parity_images, seed, ort_graph32)
-    batch = _batch_check(ort_graph, ort_out, source, dynamic_batch, half, seed)
-    for res in (parity if isinstance(parity, list) else [parity]) + batch:
+    try:  # one session for the parity and the batch checks
+        session = _ort_session(ort_graph, ort_out)
+    except Exception as exc:
+        results = [checks.CheckResult("ONNX Runtime parity", "fail",
+                                      f"ONNX Runtime cannot load the graph: {str(exc).splitlines()[0][:300]}")]
+    else:
+        results = (_parity(session, source, ort_graph, half, dynamic_batch, parity_images, seed, ort_graph32)
+                   + _batch_check(session, source, dynamic_batch, half, seed))
+    for res in results:
         res.detail += note
         report.checks.append(res)
         log(f"ONNX Runtime: {res.detail}")
@@ -458,16 +464,11 @@ def _ort_graph(graph):
     return graph, "all"
 
 
-def _parity(source, model, graph, out, half, dynamic_batch, n_images, seed, graph32=None):
-    """ONNX Runtime against PyTorch on ``graph`` (a session on the file ``out``, or on ``graph`` itself when out is
-    None)."""
+def _parity(session, source, graph, half, dynamic_batch, n_images, seed, graph32=None):
+    """The parity checks (a list) of ONNX Runtime (``session``, on ``graph``) against PyTorch; for an FP16 Q/DQ graph
+    also ``graph32``, the FP32 graph it came from."""
     from . import checks
 
-    try:
-        session = _ort_session(graph, out)
-    except Exception as exc:
-        return checks.CheckResult("ONNX Runtime parity", "fail",
-                                  f"ONNX Runtime cannot load the graph: {str(exc).splitlines()[0][:300]}")
     gen = torch.Generator().manual_seed(seed)
     batch = 2 if dynamic_batch else 1
     inputs = [torch.randn(batch, *source.input_size, generator=gen).numpy() for _ in range(max(1, n_images // batch))]
@@ -484,10 +485,10 @@ def _parity(source, model, graph, out, half, dynamic_batch, n_images, seed, grap
     try:
         free = checks.ort_parity(session, reference, inputs, kind, qdq_worst=worst_tol)
     except Exception as exc:
-        return checks.CheckResult("ONNX Runtime parity", "fail",
-                                  f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")
+        return [checks.CheckResult("ONNX Runtime parity", "fail",
+                                   f"ONNX Runtime failed: {str(exc).splitlines()[0][:300]}")]
     if kind not in ("qdq", "qdq16"):
-        return free
+        return [free]
     # Q/DQ: the free-running comparison above cannot tell a wrong graph from rounding-tie flips amplified through
     # a deep network (MambaVision-T at 224: ~2e-2 with a correct graph); the teacher-forced check can. See
     # checks.qdq_forced_parity and docs/export.md, "Q/DQ parity". An FP16 graph: the FP32 graph it came from against
@@ -522,13 +523,12 @@ def _guarded(name, check):
         return checks.CheckResult(name, "fail", f"failed: {str(exc).splitlines()[0][:300]}")
 
 
-def _batch_check(graph, out, source, dynamic_batch, half, seed):
+def _batch_check(session, source, dynamic_batch, half, seed):
     from . import checks
 
     if not dynamic_batch:
         return []
     try:
-        session = _ort_session(graph, out)
         shapes = []
         for b in (1, 8):
             x = np.random.default_rng(seed).standard_normal((b, *source.input_size)).astype(np.float32)

@@ -114,6 +114,7 @@ bool aligned8(void const* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 8 == 
 class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3OneBuild, public IPluginV3OneRuntime {
  public:
   ScanPlugin(Attrs attrs, std::string ns) : attrs_(attrs), namespace_(std::move(ns)) {}
+  // not the default copy: fields_ and collection_ point into their own plugin, and are refilled on demand
   ScanPlugin(ScanPlugin const& other)
       : attrs_(other.attrs_), namespace_(other.namespace_), configured_(other.configured_), tactic_(other.tactic_) {}
 
@@ -296,6 +297,7 @@ class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3On
     int32_t list[5], n = 0;
     list[n++] = kAuto;
     if (rows_fits(attrs_.has_z, configured_.dtype, configured_.dim, configured_.length)) list[n++] = kRows;
+    // a dynamic batch (-1) is judged as batch 2: whether every sequence starts 8-byte aligned, not only the first
     if (short_fits(attrs_.has_z, configured_.dtype, configured_.batch < 0 ? 2 : configured_.batch, configured_.dim,
                    configured_.length))
       list[n++] = kShort;
