@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from edgemv.errors import EdgemvError  # noqa: E402
 from edgemv.export import checks, export_model, load_source  # noqa: E402
-from edgemv.export.half import to_float16  # noqa: E402
+from edgemv.export.half import in_float32_scope, to_float16  # noqa: E402
 
 
 def _graph(w_scale=0.01, bias=0.5):
@@ -116,13 +116,18 @@ def test_quantized_run_exports_an_fp16_graph(tmp_path, precision):
     graph = onnx.load(report.path)
     floats = {t.name for t in graph.graph.initializer if t.data_type == TensorProto.FLOAT}
     readers = [n for n in graph.graph.node if floats & set(n.input)]
-    assert all("/scan/" in n.name for n in readers), [n.name for n in readers if "/scan/" not in n.name][:5]
+    assert all(in_float32_scope(n.name) for n in readers), [n.name for n in readers
+                                                             if not in_float32_scope(n.name)][:5]
     assert report.fp16["float32_nodes"] > 0 and report.fp16["casts"] > 0
+    # both levels' scans: the exporter names the second level's scope /scan_1/ (its block names repeat the first's)
+    assert any("/scan/" in n.name for n in graph.graph.node) and any("/scan_1/" in n.name for n in graph.graph.node)
     if precision == "int8":  # (ONNX's shape inference does not know the FP8 graph's trt nodes)
         types = _types(graph)
-        scan = [n for n in graph.graph.node if "/scan/" in n.name and n.op_type not in ("Cast", "Constant")]
-        assert scan and all(types[n.output[0]] == TensorProto.FLOAT for n in scan)  # the scan in float32
-        rest = [n for n in graph.graph.node if "mixer" in n.name and "/scan/" not in n.name and n.op_type == "MatMul"]
+        for scope in ("/scan/", "/scan_1/"):  # each level's scan in float32
+            scan = [n for n in graph.graph.node if scope in n.name and n.op_type not in ("Cast", "Constant")]
+            assert scan and all(types[n.output[0]] == TensorProto.FLOAT for n in scan), scope
+        rest = [n for n in graph.graph.node
+                if "mixer" in n.name and not in_float32_scope(n.name) and n.op_type == "MatMul"]
         assert rest and all(types[n.output[0]] == TensorProto.FLOAT16 for n in rest)
     if HAVE_RTX:
         assert status["TensorRT-RTX build"].status == "pass"

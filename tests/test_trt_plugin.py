@@ -230,8 +230,8 @@ def test_cli_builds_for_jetson_orin(tmp_path, capsys):
 
 
 def test_runner_loads_the_library_into_a_tensorrt_registry(built):
-    """edgemv.runtime's plugin loading against a real TensorRT-family registry (TensorRT-RTX's), in a child process:
-    with the creator registered there, TensorRT-RTX's ONNX parser would end any process that parses a plugin node."""
+    """edgemv.runtime's plugin loading against a real TensorRT-family registry (TensorRT-RTX's), in a child process
+    (with the creator registered, a parser in this process could not be given the library name it needs)."""
     import subprocess
 
     pytest.importorskip("tensorrt_rtx")
@@ -243,3 +243,85 @@ def test_runner_loads_the_library_into_a_tensorrt_registry(built):
                          cwd=ROOT)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "[('SelectiveScan', '1', '')]", res.stdout
+
+
+def _scan_graph(path, dtype, a_states=8, flags=(1, 1, 0, 1, 8), shape=(2, 32, 49)):
+    """One SelectiveScan node as PLUGIN_SPEC gives it, u/delta/B/C/z/y of ``dtype``, A/D/delta_bias float32."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    elem = {torch.float32: TensorProto.FLOAT, torch.float16: TensorProto.FLOAT16,
+            torch.bfloat16: TensorProto.BFLOAT16}[dtype]
+    batch, dim, length = shape
+    softplus, has_d, has_z, has_bias, states = flags
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(-np.exp(rng.standard_normal((dim, a_states))).astype(np.float32), "A")]
+    names, inputs = ["u", "delta", "A", "B", "C"], []
+    for name, size in (("u", dim), ("delta", dim), ("B", 8), ("C", 8)):
+        inputs.append(helper.make_tensor_value_info(name, elem, [batch, size, length]))
+    if has_d:
+        names.append("D")
+        inits.append(numpy_helper.from_array(rng.standard_normal(dim).astype(np.float32), "D"))
+    if has_z:
+        names.append("z")
+        inputs.append(helper.make_tensor_value_info("z", elem, [batch, dim, length]))
+    if has_bias:
+        names.append("delta_bias")
+        inits.append(numpy_helper.from_array(rng.standard_normal(dim).astype(np.float32), "delta_bias"))
+    node = helper.make_node("SelectiveScan", names, ["y"], domain="edgemv", delta_softplus=softplus, has_D=has_d,
+                            has_z=has_z, has_delta_bias=has_bias, d_state=states, plugin_version="1",
+                            plugin_namespace="")
+    graph = helper.make_graph([node], "scan", inputs, [helper.make_tensor_value_info("y", elem, list(shape))],
+                              initializer=inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("edgemv", 1)]),
+              str(path))
+    return path
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("flags", FLAG_SETS)
+def test_tensorrt_rtx_builds_the_plugin_node(built, tmp_path, dtype, flags):
+    """TensorRT-RTX's parser adds the node as a plugin layer and its builder builds it (ahead of time, sm_86/sm_89),
+    asking the plugin for output types, shapes, formats and its configuration; the engine carries its fields."""
+    pytest.importorskip("tensorrt_rtx")
+    from edgemv.export import checks
+
+    engine = tmp_path / "scan.engine"
+    res = checks.trt_rtx_build(_scan_graph(tmp_path / "scan.onnx", dtype, flags=flags), "fp32", "u", (2, 32, 49),
+                               False, engine_out=engine, plugins=[built.lib])
+    assert res.status == "pass", res.detail
+    data = engine.read_bytes()
+    assert b"SelectiveScan" in data and b"delta_softplus" in data and b"has_delta_bias" in data
+
+
+def test_tensorrt_rtx_build_fails_where_the_plugin_refuses(built, tmp_path):
+    """A of the wrong width: the plugin's configurePlugin refuses it, and the build fails there."""
+    pytest.importorskip("tensorrt_rtx")
+    from edgemv.export import checks
+
+    res = checks.trt_rtx_build(_scan_graph(tmp_path / "scan.onnx", torch.float32, a_states=4), "fp32", "u",
+                               (2, 32, 49), False, plugins=[built.lib])
+    assert res.status == "fail" and "configurePlugin" in res.detail, res.detail
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+@pytest.mark.parametrize("half", [False, True])
+def test_tensorrt_rtx_builds_the_exported_plugin_form(built, tmp_path, precision, half):
+    """`edgemv export --scan plugin --plugin LIB`: the whole graph with its library, FP32 and INT8 Q/DQ, each also
+    with --half (in which the scan nodes keep their float32 inputs: the plugin refuses float16 A, D, delta_bias)."""
+    pytest.importorskip("tensorrt_rtx")
+    pytest.importorskip("onnxruntime")
+    from edgemv.export import export_model, load_source
+
+    if precision == "int8":
+        from test_export import _quantized_run
+
+        source = load_source(str(_quantized_run(tmp_path, "int8")))
+    else:
+        torch.manual_seed(0)
+        source = load_source(None, "test", "random")
+    report = export_model(source, out=tmp_path / "p.onnx", half=half, scan_form="plugin", plugins=[built.lib])
+    build = next(c for c in report.checks if c.name == "TensorRT-RTX build")
+    assert build.status == "pass" and os.path.basename(built.lib) in build.detail, build.detail
+    assert report.ok, [(c.name, c.detail) for c in report.checks if not c.ok]

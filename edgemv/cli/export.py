@@ -47,13 +47,16 @@ def _shape(shape):
               help="Run onnx.checker, ONNX Runtime parity, the TensorRT 10.3 op list and the TensorRT-RTX build.")
 @click.option("--trt-build/--no-trt-build", default=True, show_default=True,
               help="Include the TensorRT-RTX parse+build (ahead of time, sm_86/sm_89; sm_89 for FP8).")
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="With --scan plugin: the SelectiveScan plugin library (`edgemv plugin`) the TensorRT-RTX build "
+                   "loads (repeatable); without it that build is skipped.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Output .onnx (default: model.onnx in the run folder, model_fp16.onnx with --half; else "
                    "edgemv-out/<variant>-<precision>/model.onnx).")
 @trust_pickle_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form, scan_decomposition, quantized_weights,
-           simplify, check, trt_build, out, trust_pickle, as_json):
+           simplify, check, trt_build, plugins, out, trust_pickle, as_json):
     """Export a model to ONNX for TensorRT: FP32, FP16 (--half), or the INT8/FP8 Q/DQ graph of a quantize run.
 
     RUN_OR_MODEL is a run folder from `edgemv quantize` (exports its Q/DQ model), a .pt file holding a whole
@@ -69,17 +72,21 @@ def export(run_or_model, variant, weights, opset, dynamic_batch, half, scan_form
     Examples:
       edgemv export edgemv-out/t-int8
       edgemv export --variant t --weights random --half --out t_fp16.onnx
+      edgemv export edgemv-out/t-int8 --scan plugin --plugin libedgemv_scan_plugin.so
     """
     from ..export import export_model, load_source
 
     if weights is not None and run_or_model is not None:
         raise click.UsageError("give either RUN_OR_MODEL or --weights, not both (a run folder carries its own "
                                "weights; a checkpoint file is the same as --weights FILE)")
+    if plugins and scan_form != "plugin":
+        raise click.UsageError("--plugin serves the plugin form of the scan: add --scan plugin")
     source = load_source(run_or_model, variant=variant, weights=weights, trust_pickle=trust_pickle)
     log = (lambda s: None) if as_json else (lambda s: click.echo(s, err=True))
     report = export_model(source, out=out, opset=opset, dynamic_batch=dynamic_batch, half=half,
                           scan_form=scan_form, simplify=simplify, check=check, trt_build=trt_build, log=log,
-                          scan_decomposition=scan_decomposition, quantized_weights=quantized_weights)
+                          scan_decomposition=scan_decomposition, quantized_weights=quantized_weights,
+                          plugins=plugins)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:

@@ -17,6 +17,10 @@ deployment notes in docs/export.md):
 - Workspace: ``set_memory_pool_limit(MemoryPoolType.WORKSPACE, n)`` on all of them (``max_workspace_size`` is gone).
 - Plugins: Python "quickly deployable plugins" (``tensorrt.plugin``) from 10.7; ICumulativeLayer from 10.8; neither
   exists on JetPack 6 (10.3). :class:`TrtInfo` records which are present.
+- Plugin layers from the ONNX parser, TensorRT-RTX only: its parser opens its own library again by the unversioned
+  name ``libtensorrt_rtx.so`` when it adds a plugin layer, and the pip wheel ships only ``libtensorrt_rtx.so.1``; the
+  parser then throws inside a function that may not throw and the process ends (``std::terminate``, 1.7.1).
+  :func:`unversioned_library_dir` gives that name in a folder for a child process's LD_LIBRARY_PATH.
 
 Nothing here is imported by ``import edgemv``; the TensorRT module is imported inside functions.
 """
@@ -27,7 +31,8 @@ from typing import List, Optional, Sequence, Tuple
 from ..errors import EdgemvError
 
 __all__ = ["TrtInfo", "import_tensorrt", "create_network", "configure_precision", "set_targets",
-           "set_workspace", "parse_onnx", "quiet_logger", "DEFAULT_TARGETS", "FP8_TARGETS"]
+           "set_workspace", "parse_onnx", "quiet_logger", "unversioned_library_dir", "DEFAULT_TARGETS",
+           "FP8_TARGETS"]
 
 DEFAULT_TARGETS = ("sm_86", "sm_89")  # Ampere desktop (closest to Orin's sm_87) and Ada
 FP8_TARGETS = ("sm_89",)  # FP8 needs Ada or newer
@@ -167,6 +172,31 @@ def quiet_logger(info: TrtInfo, level: str = "ERROR"):
     logger = _Collect()
     logger.min_severity = getattr(trt.ILogger.Severity, level)
     return logger
+
+
+def unversioned_library_dir(info: TrtInfo, folder: str) -> Optional[str]:
+    """Make ``folder`` hold ``libtensorrt_rtx.so`` (a link to the wheel's ``libtensorrt_rtx.so.1``) where TensorRT-RTX's
+    libraries lack that name; returns ``folder``, or None when nothing is needed (standard TensorRT, or a TensorRT-RTX
+    whose folder has the name, as its tar archive does).
+
+    dlopen reads LD_LIBRARY_PATH once, when a process starts: the folder serves a child process, not this one.
+    """
+    import importlib
+    import os
+
+    if not info.is_rtx:
+        return None
+    try:
+        libs = os.path.dirname(importlib.import_module("tensorrt_rtx_libs").__file__)
+    except Exception:  # not the pip wheel: a tar install keeps its own links
+        return None
+    versioned = sorted(n for n in os.listdir(libs) if n.startswith("libtensorrt_rtx.so."))
+    if os.path.exists(os.path.join(libs, "libtensorrt_rtx.so")) or not versioned:
+        return None
+    link = os.path.join(folder, "libtensorrt_rtx.so")
+    if not os.path.lexists(link):
+        os.symlink(os.path.realpath(os.path.join(libs, versioned[0])), link)
+    return folder
 
 
 def optional_info() -> Optional[TrtInfo]:

@@ -459,13 +459,21 @@ def _dq_scales(model, dq_outputs) -> Dict[str, np.ndarray]:
 
 def trt_rtx_build(path, precision: str, input_name: str, input_shape: Sequence[int], dynamic_batch: bool,
                   max_batch: int = 8, targets: Optional[Sequence[str]] = None,
-                  engine_out: Optional[Path] = None) -> CheckResult:
+                  engine_out: Optional[Path] = None, plugins: Sequence[str] = ()) -> CheckResult:
     """Parse ``path`` with TensorRT-RTX's ONNX parser and build a serialized engine ahead of time on the CPU.
 
     ``targets`` defaults to sm_86 + sm_89 (FP8: sm_89 only). The engine is discarded unless ``engine_out`` is given
-    (an RTX engine does not run on Jetson; the check is that the graph builds).
+    (an RTX engine does not run on Jetson; the check is that the graph builds). ``plugins``: plugin libraries the
+    graph's custom nodes need (the SelectiveScan one from `edgemv plugin`); with any, the build runs in a child
+    process (edgemv.export.rtx_plugin_build says why).
     """
     from ..compile import trt_compat as tc
+
+    if plugins:
+        from .rtx_plugin_build import build_with_plugins
+
+        return build_with_plugins(path, precision, input_name, input_shape, dynamic_batch, plugins,
+                                  max_batch=max_batch, targets=targets, engine_out=engine_out)
 
     name = "TensorRT-RTX build"
     t = time.perf_counter()

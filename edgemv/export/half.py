@@ -11,7 +11,9 @@ The quantized weights and zero points keep their INT8/FP8 types. Value infos are
 
 The selective scan stays in float32, as every implementation of it accumulates in float32 (and as an FP32 model's
 ``--half`` export keeps it, through the casts of its plain-op form): the nodes of the scan's name scope
-(:data:`FLOAT32_SCOPES`, the mixer's ``scan`` child module in edgemv.models) are left as they are, with a Cast to
+(:data:`FLOAT32_SCOPES`, the mixer's ``scan`` child module in edgemv.models; the exporter names the second module
+at the same path ``scan_1``, as in MambaVision's level 3, whose block names repeat level 2's) are left as they are,
+with a Cast to
 float32 on each float16 tensor they read from outside the scope and a Cast to float16 on each tensor they give to
 nodes outside it; a constant only they read stays float32.
 
@@ -20,6 +22,7 @@ smallest normal (6.1e-5) keeps fewer bits, and one that rounds to zero or overfl
 reports how many scales lost more than float16's normal rounding.
 """
 
+import re
 from typing import Dict, Tuple
 
 import numpy as np
@@ -27,10 +30,11 @@ import numpy as np
 from ..errors import EdgemvError
 from .simplify import QDQ_OPS, op_key
 
-__all__ = ["to_float16", "FP16_MIN_NORMAL", "FLOAT32_SCOPES"]
+__all__ = ["to_float16", "in_float32_scope", "FP16_MIN_NORMAL", "FLOAT32_SCOPES"]
 
 FP16_MIN_NORMAL = 6.103515625e-05
-FLOAT32_SCOPES = ("/scan/",)  # node-name scopes kept in float32 (MambaVisionMixer.scan)
+# node-name scopes kept in float32 (MambaVisionMixer.scan), as regular expressions: '/scan/', '/scan_1/', ...
+FLOAT32_SCOPES = (r"/scan(?:_\d+)?/",)
 
 
 def _half(tensor, name=None):
@@ -70,13 +74,18 @@ def _float_tensors(model) -> set:
     return floats
 
 
+def in_float32_scope(name: str, scopes=FLOAT32_SCOPES) -> bool:
+    """Whether a node of this name stays float32 in :func:`to_float16`."""
+    return any(re.search(scope, name) for scope in scopes)
+
+
 def _in_scope(node, scopes) -> bool:
-    return any(scope in node.name for scope in scopes)
+    return in_float32_scope(node.name, scopes)
 
 
 def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, float]]:
-    """A float16 copy of ``model`` (see the module's docstring); nodes whose name contains one of ``float32_scopes``
-    stay float32. Returns (copy, info): ``scales`` converted, ``subnormal_scales`` among them (below float16's
+    """A float16 copy of ``model`` (see the module's docstring); nodes whose name matches one of ``float32_scopes``
+    (regular expressions) stay float32. Returns (copy, info): ``scales`` converted, ``subnormal_scales`` among them (below float16's
     smallest normal), ``max_scale_change`` (largest relative change of a scale by the rounding), ``float32_nodes``
     kept in float32 and ``casts`` added at their boundary."""
     import onnx

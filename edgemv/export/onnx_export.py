@@ -294,13 +294,15 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
                  dynamic_batch: bool = True, half: bool = False, scan_form: str = "decomposed",
                  simplify: bool = True, check: bool = True, trt_build: bool = True, parity_images: int = 4,
                  seed: int = 0, log: Callable[[str], None] = lambda s: None,
-                 scan_decomposition: Optional[str] = None, quantized_weights: bool = True) -> ExportReport:
+                 scan_decomposition: Optional[str] = None, quantized_weights: bool = True,
+                 plugins: Sequence[str] = ()) -> ExportReport:
     """Export, simplify, save and check; the one library call behind `edgemv export`.
 
     ``scan_decomposition``: the plain-op form of the scan in a decomposed graph, 'doubling' or 'chunked' (None:
     edgemv.ops' setting, 'doubling' by default). ``quantized_weights``: in an INT8 or FP8 graph, store each quantized
     weight as the INT8/FP8 tensor its quantize node computes (edgemv.export.weights; a quarter of the size) instead
-    of FP32 behind its quantize node.
+    of FP32 behind its quantize node. ``plugins``: with ``scan_form='plugin'``, the SelectiveScan plugin library
+    (`edgemv plugin`) the TensorRT-RTX build loads; without it that build is skipped.
     """
     import onnx
 
@@ -310,6 +312,11 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
 
     if scan_form not in ("decomposed", "plugin"):
         raise ExportError(f"unknown scan form {scan_form!r}: choose decomposed or plugin")
+    if plugins and scan_form != "plugin":
+        raise ExportError("a plugin library serves the plugin form of the scan only (--scan plugin)")
+    for lib in plugins:
+        if not os.path.isfile(lib):
+            raise ExportError(f"plugin library {lib} not found")
     # an unknown scan_decomposition: edgemv.ops' ScanImplError (an EdgemvError) when the export starts
     decomposition = (scan_decomposition or get_scan_decomposition()) if scan_form == "decomposed" else None
     precision = source.precision
@@ -429,13 +436,12 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
     if trt_build:
         build_precision = "fp16" if half and precision == "fp32" else precision
         log("TensorRT-RTX: parsing and building ahead of time on the CPU ...")
-        res = checks.trt_rtx_build(out, build_precision, inputs[0][0], [1, *source.input_size], dynamic_batch)
-        if scan_form == "plugin" and res.status == "fail":
-            # the library (`edgemv plugin`) is not loaded here: TensorRT-RTX 1.7.1's parser ends the process once
-            # a plugin node's creator returns (docs/scan.md), so this build can only fail at the node
-            res = checks.CheckResult(res.name, "skip", "the plugin form needs the SelectiveScan plugin library "
-                                     "(edgemv plugin), which TensorRT-RTX cannot take; build the engine with "
-                                     f"TensorRT 10.x/11.x and --dynamicPlugins ({res.detail})")
+        if scan_form == "plugin" and not plugins:
+            res = checks.CheckResult("TensorRT-RTX build", "skip", "the plugin form's nodes need the SelectiveScan "
+                                     "plugin library: build it with `edgemv plugin` and pass --plugin LIB")
+        else:
+            res = checks.trt_rtx_build(out, build_precision, inputs[0][0], [1, *source.input_size], dynamic_batch,
+                                       plugins=plugins)
         report.checks.append(res)
         log(f"TensorRT-RTX: {res.detail}")
     seconds["checks"] = time.perf_counter() - t
