@@ -232,7 +232,9 @@ def test_rows_and_short_forms_on_random_shapes_and_layouts_on_cpu(scan_cuda):
         if rng.random() < 0.1:
             inp["A"] = inp["A"].t().contiguous().t()
         ref = scan_f64(**inp)
-        if not torch.isfinite(ref).all() or ref.abs().max() > 1e6:
+        # skipped: a reference that overflows, or that the output dtype cannot hold (float16 ends at 65504: seed
+        # 4203618579 drew an fp16 case whose y reaches 1.5e5, and the kernels rightly wrote inf)
+        if not torch.isfinite(ref).all() or ref.abs().max() > min(1e6, torch.finfo(dtype).max / 2):
             continue
         for form in taken:
             try:

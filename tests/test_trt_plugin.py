@@ -168,9 +168,17 @@ GPU_CASES = [
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-{str(c[3])[6:]}")
 def test_enqueue_matches_float64(built, case):
+    assert _enqueue_against_float64(built, case)
+
+
+def _enqueue_against_float64(built, case) -> bool:
+    """Enqueue ``case`` with TensorRT's default tactic and each advertised one; False (nothing run) where y leaves
+    the output dtype's range (float16 ends at 65504; the kernels then rightly write inf)."""
     batch, dim, length, dtype, options = case
     inp = make(batch, dim, length, dtype, model_layout=False, **options)
     ref = scan_f64(**inp)
+    if ref.abs().max() > torch.finfo(dtype).max / 2:
+        return False
     cuda = {k: (v.cuda().contiguous() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}
     y = torch.full((batch, dim, length), float("nan"), device="cuda", dtype=dtype)
     flags = (int(inp["delta_softplus"]), int(inp["D"] is not None), int(inp["z"] is not None),
@@ -187,6 +195,7 @@ def test_enqueue_matches_float64(built, case):
         torch.cuda.synchronize()
         err = rel_err(y.cpu(), ref)
         assert math.isfinite(err) and err < TOL[dtype], f"tactic {tactic}: {err}"
+    return True
 
 
 @pytest.mark.skipif(not GPU, reason="needs a CUDA GPU")
@@ -207,7 +216,7 @@ def test_enqueue_on_random_problems(built):
                        has_bias=softplus and bool(pick([True, False])), softplus=softplus)  # delta > 0 without softplus
         case = (batch, dim, length, dtype, options)
         try:
-            test_enqueue_matches_float64(built, case)
+            _enqueue_against_float64(built, case)
         except AssertionError as exc:
             raise AssertionError(f"seed {seed}, case {i}: {case}: {exc}") from None
 
