@@ -308,6 +308,8 @@ def test_cuda_kernel_refuses_what_it_was_not_written_for():
         _scan_cuda.prepare(**mixed, out=None)
     with pytest.raises(ValueError, match="out"):
         _scan_cuda.prepare(**inp, out=torch.empty(1, 4, 7))
+    with pytest.raises(_scan_cuda.FormRefusal, match="batch up to 65535"):  # not a failed launch
+        _scan_cuda.selective_scan_cuda(**make(65536, 1, 1, torch.float32), lanes=2)
 
 
 def test_nvcc_is_found_where_the_environment_says_and_can_be_switched_off(tmp_path, monkeypatch):

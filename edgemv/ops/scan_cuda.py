@@ -56,6 +56,7 @@ SOURCE = os.path.join(SOURCE_DIR, "selective_scan_n8.cu")
 LANES = (1, 2, 4)  # lanes per channel in the scan (8 / lanes states each)
 ROWS_LANES = (2,)  # those of the rows form (the kernel is written for 1 or 2; 1 was slower everywhere measured)
 SHORT_MAX_L = 64  # the longest sequence of the short form (cuda/scan_short.cuh, short_form::MAX_L)
+MAX_BATCH = 65535  # every form's grid has one row of blocks per sequence (gridDim.y)
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 _failed = []  # a build that failed once in this process (its message)
 
@@ -323,6 +324,9 @@ def _checked_params(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out, la
     key = _layout_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y, lanes, rows, short)
     layout = _layouts.get(key)
     if layout is None:
+        if u.shape[0] > MAX_BATCH:
+            raise FormRefusal(f"the CUDA kernels take a batch up to {MAX_BATCH} (one grid row per sequence), "
+                              f"got {u.shape[0]}")
         p, y, keep = prepare(u, delta, A, B, C, D, z, delta_bias, delta_softplus, y)
         if reason := form_refusal(u, delta, z, y, lanes, rows, short):
             raise FormRefusal(reason)
