@@ -47,5 +47,5 @@ def plugin(out, trt_include, archs, as_json):
     click.echo(f"  load it before building or deserializing: trtexec --dynamicPlugins={result.path} (add "
                f"--setPluginsToSerialize={result.path} to carry it inside the engine), "
                f"IPluginRegistry::loadLibrary in C++, or tensorrt.get_plugin_registry().load_library in Python")
-    click.echo(f"  check a graph with it here: edgemv export RUN --scan plugin --plugin {result.path} "
-               f"(TensorRT-RTX builds it ahead of time with the plugin loaded)")
+    click.echo(f"  to check a plugin-form graph with it: edgemv export RUN --scan plugin --plugin {result.path} "
+               f"(where TensorRT-RTX is installed: it builds the graph ahead of time with the plugin loaded)")
