@@ -6,7 +6,8 @@ What can be validated (``resolve_models``):
 - a quantize run folder (``quantize.json`` + ``model.pth``) or its ``model.pth``: the ModelOpt fake-quantized
   model against the same run with every quantizer off (the FP32 source, recovered from the run alone);
 - an ONNX file, run by ONNX Runtime (FP8 graphs with TensorRT's custom Q/DQ nodes are mapped to standard opset-19
-  Q/DQ first); its reference is the run folder it sits in, or ``reference``;
+  Q/DQ first, and the plugin form's ``edgemv:SelectiveScan`` nodes replaced by their specification in standard
+  ops); its reference is the run folder it sits in, or ``reference``;
 - a TensorRT engine (``.engine``/``.plan``/``.trt``) when the ``tensorrt`` package is importable; reference as
   for ONNX;
 - a whole pickled ``nn.Module`` (``torch.save(model)``, e.g. a pruned model) or a checkpoint file for
@@ -117,7 +118,12 @@ def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[st
                             getattr(model.weights_info, "path", None), "fp32", f"pytorch {device}", model.variant.name)
 
 
+PROTO_LIMIT = 2**31 - 2**20  # serialized bytes a rewritten graph may take (protobuf's 2 GB, with a margin)
+
+
 def _onnx_runner(path: Path, device: str, notes: List[str]):
+    """An OnnxRunner for ``path``, on a rewritten copy where ONNX Runtime cannot run the file as it is: TensorRT's FP8
+    Q/DQ nodes become standard ones, and SelectiveScan plugin nodes their specification in standard ops."""
     from ..runtime import OnnxRunner
 
     try:
@@ -125,15 +131,35 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
     except ImportError:
         return OnnxRunner(path, device=device)
     proto = onnx.load(str(path), load_external_data=False)
-    if any(n.domain == "trt" and n.op_type.startswith("TRT_FP8") for n in proto.graph.node):
+    fp8 = any(n.domain == "trt" and n.op_type.startswith("TRT_FP8") for n in proto.graph.node)
+    from ..export.plugin_reference import expand_scan_nodes, has_scan_nodes
+
+    plugin = has_scan_nodes(proto)
+    if not (fp8 or plugin):
+        return OnnxRunner(path, device=device)
+    proto = onnx.load(str(path))
+    if fp8:
         from ..export.checks import fp8_to_standard_qdq
 
-        proto = onnx.load(str(path))
-        mapped = fp8_to_standard_qdq(proto)
+        proto = fp8_to_standard_qdq(proto)
         notes.append("FP8 graph: TensorRT's TRT_FP8QuantizeLinear/DequantizeLinear mapped to standard "
                      "opset-19 Q/DQ (FLOAT8E4M3FN) for ONNX Runtime")
-        return OnnxRunner(mapped.SerializeToString(), device=device, name=path.name)
-    return OnnxRunner(path, device=device)
+    if plugin:
+        proto = expand_scan_nodes(proto)
+        notes.append("plugin-form graph: each edgemv:SelectiveScan node runs as its specification in standard ONNX "
+                     "ops (a float32 Scan over L; edgemv.export.plugin_reference), not as the plugin's kernels")
+    if proto.ByteSize() < PROTO_LIMIT:
+        return OnnxRunner(proto.SerializeToString(), device=device, name=path.name)
+    # beyond protobuf's 2 GB: a copy with its weights beside it, kept until the process ends
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="edgemv-validate-")
+    atexit.register(shutil.rmtree, folder, True)
+    copy = os.path.join(folder, path.name)
+    onnx.save(proto, copy, save_as_external_data=True, location=path.name + ".data")
+    return OnnxRunner(copy, device=device, name=path.name)
 
 
 def resolve_models(target, reference: Optional[str] = None, variant: Optional[str] = None,
