@@ -131,10 +131,10 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
     except ImportError:
         return OnnxRunner(path, device=device)
     proto = onnx.load(str(path), load_external_data=False)
-    fp8 = any(n.domain == "trt" and n.op_type.startswith("TRT_FP8") for n in proto.graph.node)
-    from ..export.plugin_reference import expand_scan_nodes, has_scan_nodes
+    from ..ops.onnx_forms import DOMAIN, OP_TYPE
 
-    plugin = has_scan_nodes(proto)
+    fp8 = any(n.domain == "trt" and n.op_type.startswith("TRT_FP8") for n in proto.graph.node)
+    plugin = any(n.domain == DOMAIN and n.op_type == OP_TYPE for n in proto.graph.node)
     if not (fp8 or plugin):
         return OnnxRunner(path, device=device)
     proto = onnx.load(str(path))
@@ -145,6 +145,8 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
         notes.append("FP8 graph: TensorRT's TRT_FP8QuantizeLinear/DequantizeLinear mapped to standard "
                      "opset-19 Q/DQ (FLOAT8E4M3FN) for ONNX Runtime")
     if plugin:
+        from ..export.plugin_reference import expand_scan_nodes
+
         proto = expand_scan_nodes(proto)
         notes.append("plugin-form graph: each edgemv:SelectiveScan node runs as its specification in standard ONNX "
                      "ops (a float32 Scan over L; edgemv.export.plugin_reference), not as the plugin's kernels")
