@@ -86,8 +86,8 @@ def _in_scope(node, scopes) -> bool:
 def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, float]]:
     """A float16 copy of ``model`` (see the module's docstring); nodes whose name matches one of ``float32_scopes``
     (regular expressions) stay float32. Returns (copy, info): ``scales`` converted, ``subnormal_scales`` among them
-    (below float16's smallest normal), ``max_scale_change`` (largest relative change of a scale by the rounding), ``float32_nodes``
-    kept in float32 and ``casts`` added at their boundary."""
+    (below float16's smallest normal), ``max_scale_change`` (largest relative change of a scale by the rounding),
+    ``float32_nodes`` kept in float32 and ``casts`` added at their boundary."""
     import onnx
     from onnx import TensorProto, helper
 
