@@ -5,11 +5,15 @@ tested is the choice, the cache file and its failure modes, on CPU tensors.
 """
 
 import json
+import os
+import sys
 
 import pytest
 import torch
 
 from edgemv.ops import scan_tune
+
+sys.path.insert(0, os.path.dirname(__file__))
 
 
 def _inputs(length=49):
@@ -236,3 +240,64 @@ def test_a_failed_cuda_build_is_not_tried_again_in_the_process(monkeypatch):
             scan_cuda.library(torch.device("cpu"))
     assert attempts == ["sm_90"]
     assert not scan_cuda.available()
+
+
+def test_the_triton_candidates_are_precompiled_before_any_timing(cache, monkeypatch):
+    """choose() hands the Triton candidates (never the CUDA ones) to ``precompile`` once, with the scratch output,
+    before the first timing."""
+    from edgemv.ops import scan_cuda
+
+    monkeypatch.setattr(scan_cuda, "available", lambda: True)  # the CUDA candidates join, and must be left out
+    events = []
+    calls = []
+
+    def precompile(cands, out):
+        events.append(("precompile", list(cands), tuple(out.shape)))
+
+    def timer(fn):
+        events.append(("time",))
+        fn()
+        return 1.0
+
+    inputs = _inputs()
+    scan_tune.choose(_recording_run(calls), **inputs, timer=timer, precompile=precompile)
+    assert events[0] == ("precompile", list(scan_tune.CANDIDATES), tuple(inputs["u"].shape))
+    assert [e for e in events[1:] if e[0] == "precompile"] == []
+    assert len(calls) == len(scan_tune.CANDIDATES) + len(scan_tune.CUDA_CANDIDATES)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_precompile_compiles_every_triton_candidate_so_their_timings_compile_nothing():
+    """scan_triton.precompile on a GPU: the three Triton candidates compiled together (Triton's async compile mode);
+    launching them afterwards compiles nothing more, and each gives the float64 reference's result."""
+    import math
+
+    from test_scan import make, rel_err, scan_f64
+
+    from edgemv.ops import scan_triton as st
+
+    inp = make(3, 48, 77, torch.float16)
+    ref = scan_f64(**inp)
+    cuda = {k: (v.cuda() if isinstance(v, torch.Tensor) else v) for k, v in inp.items()}
+    device = torch.cuda.current_device()
+    kernels = (st._scan_n8_kernel, st._scan_pipe_kernel)
+    for kernel in kernels:  # from scratch in this process (Triton's disk cache may still serve the binaries)
+        kernel.device_caches[device][0].clear()
+
+    def compiled():
+        return sum(len(kernel.device_caches[device][0]) for kernel in kernels)
+
+    def run(variant, opts, out):
+        return st.selective_scan_triton(**cuda, variant=variant, out=out, check=False, **opts)
+
+    out = torch.full(inp["u"].shape, float("nan"), device="cuda", dtype=torch.float16)
+    assert st.precompile(run, list(scan_tune.CANDIDATES), out)
+    torch.cuda.synchronize()
+    assert out.isnan().all()  # compiled only: nothing ran
+    assert compiled() == len(scan_tune.CANDIDATES)
+    for variant, opts in scan_tune.CANDIDATES:
+        out.fill_(float("nan"))
+        run(variant, opts, out)
+        err = rel_err(out.cpu(), ref)
+        assert math.isfinite(err) and err < 2e-3, (variant, opts, err)
+    assert compiled() == len(scan_tune.CANDIDATES)

@@ -20,6 +20,7 @@ This module imports triton at import time: ``edgemv.ops`` imports it only on the
 checking that triton is installed.
 """
 
+import contextvars
 import os
 
 import torch
@@ -32,6 +33,43 @@ __all__ = ["selective_scan_triton", "pick_config", "pick_par_config", "PAR_MAX_L
            "VARIANTS"]
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"  # CPU interpreter (tests of the kernel logic)
+# set while precompile() runs: a kernel "launch" then only compiles (Triton's warmup), nothing runs on the GPU
+_compiling_only = contextvars.ContextVar("edgemv_scan_compiling_only", default=False)
+
+
+def _launch(kernel, grid, *args, **kwargs):
+    if _compiling_only.get():
+        kernel.warmup(*args, grid=grid, **kwargs)
+    else:
+        kernel[grid](*args, **kwargs)
+
+
+def precompile(run, candidates, out) -> bool:
+    """Compile the Triton kernels of ``candidates`` ((variant, options) pairs) at once, in a thread pool, before they
+    are timed one by one: ``run(variant, options, out)`` is called for each with launches turned into Triton's
+    warmup (compile only), inside Triton's async compile mode. On MambaVision-T's first call on an H200 the six
+    compiles took about 25 s one after another (docs/benchmarks.md). A compile that fails here fails again, with its
+    error, when the candidate is timed. False where this Triton has no async compile mode (then nothing is done)."""
+    try:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from triton.runtime._async_compile import AsyncCompileMode  # private in Triton 3.x: checked, not assumed
+    except ImportError:
+        return False
+    if not candidates:
+        return True
+    token = _compiling_only.set(True)
+    try:
+        with ThreadPoolExecutor(max_workers=len(candidates), thread_name_prefix="edgemv-triton-compile") as pool, \
+                AsyncCompileMode(pool, ignore_errors=True):
+            for variant, opts in candidates:
+                try:
+                    run(variant, opts, out)
+                except Exception:  # noqa: BLE001 - the candidate's own timing reports it
+                    pass
+    finally:
+        _compiling_only.reset(token)
+    return True
 
 
 @triton.jit
@@ -885,7 +923,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
                 return selective_scan_triton(u, delta, A, B, C, D, z, delta_bias, delta_softplus, variant=v,
                                              out=o, prefetch=prefetch, check=False, **opts)
 
-            choice = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus)
+            choice = choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus,
+                            precompile=lambda cands, o: precompile(run, cands, o))
             return run_choice(run, choice, out)
         variant = "seq"  # 'par' was slower at every shape measured (docs/scan.md, "The Triton kernel")
     if variant == "cuda":
@@ -921,13 +960,13 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         bd, nw = pick_par_config(dim, length)
         bd, nw = block_d or bd, num_warps or nw
         grid = (batch, triton.cdiv(dim, bd))
-        _scan_par_kernel[grid](*args, N=n, BLOCK_D=bd, L_P2=triton.next_power_of_2(length), **flags,
-                               POLY=PAR_POLY if poly is None else poly, num_warps=nw)
+        _launch(_scan_par_kernel, grid, *args, N=n, BLOCK_D=bd, L_P2=triton.next_power_of_2(length), **flags,
+                POLY=PAR_POLY if poly is None else poly, num_warps=nw)
         return y
     if variant == "pipe":
         bd = block_d or 64
-        _scan_pipe_kernel[(batch, triton.cdiv(dim, bd))](*args, BLOCK_D=bd, TILE=bool(tile), **flags, **n8_opts,
-                                                         num_warps=num_warps or max(1, bd // 64))
+        _launch(_scan_pipe_kernel, (batch, triton.cdiv(dim, bd)), *args, BLOCK_D=bd, TILE=bool(tile), **flags,
+                **n8_opts, num_warps=num_warps or max(1, bd // 64))
         return y
     if variant == "lanes":
         lanes = lanes or 2
@@ -935,8 +974,8 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
             raise ValueError(f"lanes must be 1, 2, 4 or 8, got {lanes}")
         nw = num_warps or 1
         bd = block_d or 32 * nw // lanes * 2
-        _scan_lanes_kernel[(batch, triton.cdiv(dim, bd))](*args, BLOCK_D=bd, LANES=lanes, **flags, **n8_opts,
-                                                          PF_DIST=max(int(dist), 1), num_warps=nw)
+        _launch(_scan_lanes_kernel, (batch, triton.cdiv(dim, bd)), *args, BLOCK_D=bd, LANES=lanes, **flags,
+                **n8_opts, PF_DIST=max(int(dist), 1), num_warps=nw)
         return y
     bd, bl, nw = pick_config(dim, length, n)
     bd, bl, nw = block_d or bd, block_l or bl, num_warps or nw
@@ -946,5 +985,5 @@ def selective_scan_triton(u, delta, A, B, C, D=None, z=None, delta_bias=None, de
         bl = 8 if bl >= 8 else 4
     else:  # any other state size: states as a (N, BLOCK_D) tensor (slower: layout shuffles per step)
         kernel, extra = _scan_seq_kernel, {"N": n, "N_P2": triton.next_power_of_2(n)}
-    kernel[grid](*args, BLOCK_D=bd, BLOCK_L=bl, **extra, **flags, num_warps=nw)
+    _launch(kernel, grid, *args, BLOCK_D=bd, BLOCK_L=bl, **extra, **flags, num_warps=nw)
     return y

@@ -14,7 +14,7 @@ Where the CUDA C++ kernel is available (edgemv.ops.scan_cuda: nvcc found, ``EDGE
 candidate too: its staged form with 2 and 4 lanes per channel, its rows form (u contiguous along L) and its short
 form (L up to 64, u contiguous) with 2; the file key says whether it was, so a choice made without it is not reused
 where it could win. On a GPU's first call its build (nvcc, a separate process) starts in a thread while the Triton
-candidates, timed first, compile and run.
+candidates compile (together, in a thread pool: ``scan_triton.precompile``) and are timed.
 A call made while a CUDA graph is being captured cannot time anything and takes the default 'seq';
 ``EDGEMV_SCAN_TUNE=0`` switches tuning off (always 'seq').
 """
@@ -124,10 +124,12 @@ def _as_choice(entry, cands):
     return (variant, opts) if any(variant == v and opts == o for v, o in cands) else None
 
 
-def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
+def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None, precompile=None):
     """(variant, options) for this problem; ``run(variant, options, out)`` runs one candidate.
 
     ``timer(fn)`` gives fn's time in ms (default: ``triton.testing.do_bench_cudagraph``, median).
+    ``precompile(candidates, out)``, where given, compiles the Triton candidates together before the timings
+    (scan_triton.precompile: in parallel, instead of one by one as each is first timed).
     """
     if os.environ.get("EDGEMV_SCAN_TUNE", "1") == "0":
         return DEFAULT
@@ -153,6 +155,8 @@ def choose(run, u, delta, B, C, D, z, delta_bias, delta_softplus, timer=None):
 
     scratch = torch.empty(u.shape, device=u.device, dtype=u.dtype)
     building = _build_beside(u.device) if u.is_cuda and len(cands) > len(CANDIDATES) else None
+    if precompile is not None:
+        precompile([c for c in cands if c[0] != "cuda"], scratch)
     times = {}
     for i, (variant, opts) in enumerate(cands):
         if variant == "cuda" and building is not None:
