@@ -301,3 +301,28 @@ def test_precompile_compiles_every_triton_candidate_so_their_timings_compile_not
         err = rel_err(out.cpu(), ref)
         assert math.isfinite(err) and err < 2e-3, (variant, opts, err)
     assert compiled() == len(scan_tune.CANDIDATES)
+
+
+def test_precompile_runs_each_candidate_in_compile_only_mode_and_steps_aside_when_a_mode_is_active():
+    """On the CPU (the launches are the callback's): each candidate's run sees the compile-only flag, which is off
+    again afterwards and after a failing candidate; inside another async compile mode precompile does nothing."""
+    pytest.importorskip("triton")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from triton.runtime._async_compile import AsyncCompileMode
+
+    from edgemv.ops import scan_triton as st
+
+    seen = []
+
+    def run(variant, opts, out):
+        seen.append((variant, st._compiling_only.get()))
+        if variant == "pipe":
+            raise RuntimeError("out of resources")  # reported later by the candidate's own timing
+
+    assert st.precompile(run, [("seq", {}), ("pipe", {}), ("lanes", {})], None)
+    assert seen == [("seq", True), ("pipe", True), ("lanes", True)] and not st._compiling_only.get()
+    seen.clear()
+    with ThreadPoolExecutor(1) as pool, AsyncCompileMode(pool):
+        assert st.precompile(run, [("seq", {})], None) is False
+    assert seen == [] and not st._compiling_only.get()

@@ -67,6 +67,8 @@ def precompile(run, candidates, out) -> bool:
                     run(variant, opts, out)
                 except Exception:  # noqa: BLE001 - the candidate's own timing reports it
                     pass
+    except RuntimeError:  # another async compile mode is active in this thread: compile as the timings come
+        return False
     finally:
         _compiling_only.reset(token)
     return True
