@@ -1,11 +1,12 @@
 """The SelectiveScan TensorRT plugin library (edgemv/ops/cuda/trt_scan_plugin.cu), built with nvcc against TensorRT's
 headers and driven through its IPluginV3 interfaces by tests/trt_plugin_driver.cu the way TensorRT calls them.
 
-No TensorRT library can be installed on the machines here, and TensorRT-RTX 1.7.1 loads the library and finds the
-creator but its ONNX parser ends the process once the plugin is created (docs/scan.md), so:
+No standard TensorRT can be installed on the machines here, and TensorRT-RTX's engines do not run on their GPUs, so:
 - without a GPU: the build against every header set found, and every build-phase call, the serialize round trip and
   onShapeChange (stopping before enqueue);
-- with a GPU: the same, then enqueue on fresh random inputs against float64 with a NaN-poisoned output.
+- with a GPU: the same, then enqueue on fresh random inputs against float64 with a NaN-poisoned output;
+- where TensorRT-RTX is installed: its ONNX parser and builder take the plugin node, alone and in exported graphs
+  (ahead of time, on the CPU; edgemv.export.rtx_plugin_build runs them in a child process, docs/scan.md).
 Skipped without nvcc or TensorRT headers (CI has neither): set EDGEMV_TEST_TRT_INCLUDES to include folders separated
 by ':' (TensorRT's headers at tags v10.3.0 and v11.1 of github.com/NVIDIA/TensorRT, for instance), or leave them in
 .trt-headers/*/ at the repository root (git-ignored; docs/scan.md says how they were fetched).
