@@ -1,10 +1,12 @@
 """Files written whole or not at all: to a temporary name in the same folder, then renamed over the target."""
 
+import contextlib
 import json
 import os
 import tempfile
+from typing import Iterator, Optional
 
-__all__ = ["creation_mode", "write_bytes_atomic", "write_json_atomic"]
+__all__ = ["atomic_output", "creation_mode", "write_bytes_atomic", "write_json_atomic"]
 
 
 def creation_mode(base: int = 0o666) -> int:
@@ -15,21 +17,32 @@ def creation_mode(base: int = 0o666) -> int:
     return base & ~mask
 
 
-def write_bytes_atomic(path, data: bytes) -> str:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never half a file); returns the path."""
+@contextlib.contextmanager
+def atomic_output(path, mode: Optional[int] = None) -> Iterator[str]:
+    """A temporary path beside ``path`` for the block (or a tool it runs) to write; renamed over ``path`` when the
+    block ends without an error, removed otherwise. ``mode``: the file's permissions before the rename (None keeps
+    tempfile's 0600)."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    os.close(fd)
     try:
-        os.fchmod(fd, creation_mode(0o666))
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        yield tmp
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def write_bytes_atomic(path, data: bytes) -> str:
+    """Write ``data`` to ``path`` through a temporary file and a rename (never half a file); returns the path."""
+    path = os.path.abspath(os.fspath(path))
+    with atomic_output(path, creation_mode(0o666)) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
     return path
 
 

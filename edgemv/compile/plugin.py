@@ -13,11 +13,10 @@ Nothing here imports torch or TensorRT.
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
-from ..atomic import creation_mode
+from ..atomic import atomic_output, creation_mode
 from ..errors import PluginBuildError
 from ..toolchain import find_nvcc, split_compile_flags
 
@@ -140,22 +139,13 @@ def build_plugin(out: str = DEFAULT_NAME, trt_include: Optional[str] = None, arc
     _arch_flags(archs)  # a malformed arch fails here, before any file exists
     compiler = _nvcc(nvcc)
     out = os.path.abspath(os.fspath(out))
-    folder = os.path.dirname(out)
     if "native" in [a.strip().lower() for a in archs]:
         _check_native(compiler)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    command = nvcc_command(tmp, include_dir, archs, compiler)
-    try:
+    with atomic_output(out, creation_mode(0o777)) as tmp:
+        command = nvcc_command(tmp, include_dir, archs, compiler)
         res = subprocess.run(command, capture_output=True, text=True)
         if res.returncode != 0:
             lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()][-12:]
             raise PluginBuildError("nvcc failed building the SelectiveScan plugin:\n" + "\n".join(lines))
-        os.chmod(tmp, creation_mode(0o777))
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     shown = tuple(a if a != tmp else out for a in command)
     return PluginBuild(out, include_dir, version, tuple(archs), shown)

@@ -4,7 +4,10 @@ Each check returns a :class:`CheckResult` (pass / fail / skip with one line of d
 the same thing.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +21,9 @@ from ..errors import EdgemvError
 __all__ = ["CheckResult", "check_onnx", "check_ops", "ort_session", "ort_run", "ort_parity", "fp8_to_standard_qdq",
            "trt_rtx_build", "relative_error", "activation_dequantize_outputs", "qdq_forced_parity", "FP32_TOL",
            "FP16_TOL", "QDQ_TOL", "QDQ_TOL_FP8", "QDQ_FLIP_FRACTION", "qdq_tol", "half_forced_parity",
-           "HALF_FORCED_TOL", "QDQ_FORCED", "HALF_FORCED"]
+           "HALF_FORCED_TOL", "QDQ_FORCED", "HALF_FORCED", "TRT_RTX_BUILD", "ort_loadable"]
 
+TRT_RTX_BUILD = "TensorRT-RTX build"  # the name of trt_rtx_build's check, however it ends (run, skipped, in a child)
 FP32_TOL = 1e-4
 FP16_TOL = 2e-2
 # Q/DQ graphs against the fake-quantized PyTorch model: ONNX Runtime and ModelOpt's fake quantization agree to ~1e-7
@@ -159,7 +163,30 @@ def ort_session(model_or_path, threads: int = 0, optimization: str = "all", spin
     opts.log_severity_level = 3
     if isinstance(model_or_path, (str, os.PathLike)):
         return ort.InferenceSession(str(model_or_path), opts, providers=["CPUExecutionProvider"])
-    return ort.InferenceSession(model_or_path.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    with ort_loadable(model_or_path) as source:
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def ort_loadable(model):
+    """What ONNX Runtime can open for the ModelProto ``model``: its serialized bytes or, beyond protobuf's 2 GB, the
+    path of a copy with its weights in a file beside it, in a temporary folder removed when the block ends (the
+    session holds the weights by then)."""
+    from .onnx_export import TWO_GB
+
+    if model.ByteSize() <= TWO_GB:
+        yield model.SerializeToString()
+        return
+    import onnx
+
+    folder = tempfile.mkdtemp(prefix="edgemv-ort-")
+    try:
+        path = os.path.join(folder, "model.onnx")
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="model.onnx.data", size_threshold=1024)
+        yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def ort_run(session, x: np.ndarray) -> np.ndarray:
@@ -475,7 +502,7 @@ def trt_rtx_build(path, precision: str, input_name: str, input_shape: Sequence[i
         return build_with_plugins(path, precision, input_name, input_shape, dynamic_batch, plugins,
                                   max_batch=max_batch, targets=targets, engine_out=engine_out)
 
-    name = "TensorRT-RTX build"
+    name = TRT_RTX_BUILD
     t = time.perf_counter()
     try:
         info = tc.import_tensorrt(prefer=("tensorrt_rtx",))

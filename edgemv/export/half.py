@@ -79,10 +79,6 @@ def in_float32_scope(name: str, scopes=FLOAT32_SCOPES) -> bool:
     return any(re.search(scope, name) for scope in scopes)
 
 
-def _in_scope(node, scopes) -> bool:
-    return in_float32_scope(node.name, scopes)
-
-
 def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, float]]:
     """A float16 copy of ``model`` (see the module's docstring); nodes whose name matches one of ``float32_scopes``
     (regular expressions) stay float32. Returns (copy, info): ``scales`` converted, ``subnormal_scales`` among them
@@ -94,7 +90,7 @@ def to_float16(model, float32_scopes=FLOAT32_SCOPES) -> Tuple[object, Dict[str, 
     out = onnx.ModelProto.FromString(model.SerializeToString())
     graph = out.graph
     floats = _float_tensors(out)
-    kept = [n for n in graph.node if _in_scope(n, float32_scopes)]
+    kept = [n for n in graph.node if in_float32_scope(n.name, float32_scopes)]
     kept_ids = {id(n) for n in kept}
     readers_outside = {name for n in graph.node if id(n) not in kept_ids for name in n.input}
     constants = {t.name for t in graph.initializer} | {n.output[0] for n in graph.node if n.op_type == "Constant"}

@@ -437,7 +437,7 @@ def export_model(source: ExportSource, out: Optional[Path] = None, opset: Option
         build_precision = "fp16" if half and precision == "fp32" else precision
         log("TensorRT-RTX: parsing and building ahead of time on the CPU ...")
         if scan_form == "plugin" and not plugins:
-            res = checks.CheckResult("TensorRT-RTX build", "skip", "the plugin form's nodes need the SelectiveScan "
+            res = checks.CheckResult(checks.TRT_RTX_BUILD, "skip", "the plugin form's nodes need the SelectiveScan "
                                      "plugin library: build it with `edgemv plugin` and pass --plugin LIB")
         else:
             res = checks.trt_rtx_build(out, build_precision, inputs[0][0], [1, *source.input_size], dynamic_batch,

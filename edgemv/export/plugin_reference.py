@@ -14,7 +14,7 @@ from typing import Dict, List
 import onnx
 from onnx import TensorProto, helper
 
-from ..ops.onnx_forms import DOMAIN, OP_TYPE
+from ..ops.onnx_forms import DOMAIN, OP_TYPE, is_scan_node
 
 __all__ = ["expand_scan_nodes", "has_scan_nodes"]
 
@@ -22,7 +22,7 @@ _SOFTPLUS_THRESHOLD = 20.0  # torch.nn.functional.softplus: x itself above 20
 
 
 def has_scan_nodes(model: onnx.ModelProto) -> bool:
-    return any(n.domain == DOMAIN and n.op_type == OP_TYPE for n in model.graph.node)
+    return any(is_scan_node(n) for n in model.graph.node)
 
 
 def _attrs(node) -> Dict[str, int]:
@@ -119,7 +119,7 @@ def expand_scan_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     out.CopyFrom(model)
     nodes = []
     for index, node in enumerate(out.graph.node):
-        if node.domain == DOMAIN and node.op_type == OP_TYPE:
+        if is_scan_node(node):
             nodes.extend(_expand(node, index, types.get(node.input[0]) or TensorProto.FLOAT))
         else:
             nodes.append(node)

@@ -21,15 +21,12 @@ from ..errors import EdgemvError
 
 __all__ = ["build_with_plugins"]
 
-NAME = "TensorRT-RTX build"
-
-
 def build_with_plugins(path, precision: str, input_name: str, input_shape: Sequence[int], dynamic_batch: bool,
                        plugins: Sequence[str], max_batch: int = 8, targets: Optional[Sequence[str]] = None,
                        engine_out=None, timeout: float = 3600.0):
     """:func:`~edgemv.export.checks.trt_rtx_build` with ``plugins`` loaded, in a child process; a CheckResult."""
     from ..compile import trt_compat as tc
-    from .checks import CheckResult
+    from .checks import TRT_RTX_BUILD as NAME, CheckResult
 
     try:
         info = tc.import_tensorrt(prefer=("tensorrt_rtx",))
@@ -71,7 +68,7 @@ def _child(job) -> dict:
     from ..compile import trt_compat as tc
     from ..runtime.onnx_runner import RuntimeBackendError
     from ..runtime.tensorrt_runner import load_plugin_library
-    from .checks import CheckResult, trt_rtx_build
+    from .checks import TRT_RTX_BUILD as NAME, CheckResult, trt_rtx_build
 
     info = tc.import_tensorrt(prefer=("tensorrt_rtx",))
     names = ", ".join(os.path.basename(p) for p in job["plugins"])

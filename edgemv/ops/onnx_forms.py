@@ -8,10 +8,15 @@
 Imports torch.onnx only when used; never the onnx package.
 """
 
-__all__ = ["DOMAIN", "OP_TYPE", "PLUGIN_SPEC", "register_plugin_symbolic"]
+__all__ = ["DOMAIN", "OP_TYPE", "PLUGIN_SPEC", "is_scan_node", "register_plugin_symbolic"]
 
 DOMAIN = "edgemv"
 OP_TYPE = "SelectiveScan"
+
+
+def is_scan_node(node) -> bool:
+    """Whether an ONNX node is the plugin form's scan (``edgemv:SelectiveScan``)."""
+    return node.domain == DOMAIN and node.op_type == OP_TYPE
 
 PLUGIN_SPEC = """\
 edgemv::SelectiveScan (version 1), one output y (batch, D, L) of u's type.

@@ -38,11 +38,11 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 
 import torch
 
 from .inputs import check_scan_inputs
+from ..atomic import atomic_output
 from ..toolchain import find_nvcc, split_compile_flags
 
 __all__ = ["FormRefusal", "LANES", "ROWS_LANES", "SHORT_MAX_L", "arch", "available", "build", "cpu_build", "cxx",
@@ -56,7 +56,7 @@ SOURCE = os.path.join(SOURCE_DIR, "selective_scan_n8.cu")
 LANES = (1, 2, 4)  # lanes per channel in the scan (8 / lanes states each)
 ROWS_LANES = (2,)  # those of the rows form (the kernel is written for 1 or 2; 1 was slower everywhere measured)
 SHORT_MAX_L = 64  # the longest sequence of the short form (cuda/scan_short.cuh, short_form::MAX_L)
-MAX_BATCH = 65535  # every form's grid has one row of blocks per sequence (gridDim.y)
+MAX_BATCH = 65535  # every form's grid has one row of blocks per sequence (gridDim.y; cuda kMaxBatch)
 _DTYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 _failed = []  # a build that failed once in this process (its message)
 
@@ -100,18 +100,11 @@ def build(compiler, flags, source, name, include_dirs=(SOURCE_DIR,)):
     tag = hashlib.sha256(src + version.encode() + " ".join(flags).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir(), f"{name}_{tag}.so")
     if not os.path.exists(path):
-        os.makedirs(cache_dir(), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir(), suffix=".so.tmp")
-        os.close(fd)
-        try:
+        with atomic_output(path) as tmp:
             res = subprocess.run([compiler, *flags, "-o", tmp, source], capture_output=True, text=True)
             if res.returncode != 0:
                 raise RuntimeError(f"{os.path.basename(compiler)} failed on {os.path.basename(source)}: "
                                    f"{res.stderr.strip()[-2000:]}")
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return path
 
 

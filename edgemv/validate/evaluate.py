@@ -118,9 +118,6 @@ def _fp32_from(spec: Optional[str], variant: Optional[str], weights: Optional[st
                             getattr(model.weights_info, "path", None), "fp32", f"pytorch {device}", model.variant.name)
 
 
-PROTO_LIMIT = 2**31 - 2**20  # serialized bytes a rewritten graph may take (protobuf's 2 GB, with a margin)
-
-
 def _onnx_runner(path: Path, device: str, notes: List[str]):
     """An OnnxRunner for ``path``, on a rewritten copy where ONNX Runtime cannot run the file as it is: TensorRT's FP8
     Q/DQ nodes become standard ones, and SelectiveScan plugin nodes their specification in standard ops."""
@@ -130,17 +127,17 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
         import onnx
     except ImportError:
         return OnnxRunner(path, device=device)
-    proto = onnx.load(str(path), load_external_data=False)
-    from ..ops.onnx_forms import DOMAIN, OP_TYPE
+    from ..ops.onnx_forms import is_scan_node
 
+    proto = onnx.load(str(path), load_external_data=False)
     fp8 = any(n.domain == "trt" and n.op_type.startswith("TRT_FP8") for n in proto.graph.node)
-    plugin = any(n.domain == DOMAIN and n.op_type == OP_TYPE for n in proto.graph.node)
+    plugin = any(is_scan_node(n) for n in proto.graph.node)
     if not (fp8 or plugin):
         return OnnxRunner(path, device=device)
+    from ..export.checks import fp8_to_standard_qdq, ort_loadable
+
     proto = onnx.load(str(path))
     if fp8:
-        from ..export.checks import fp8_to_standard_qdq
-
         proto = fp8_to_standard_qdq(proto)
         notes.append("FP8 graph: TensorRT's TRT_FP8QuantizeLinear/DequantizeLinear mapped to standard "
                      "opset-19 Q/DQ (FLOAT8E4M3FN) for ONNX Runtime")
@@ -150,18 +147,8 @@ def _onnx_runner(path: Path, device: str, notes: List[str]):
         proto = expand_scan_nodes(proto)
         notes.append("plugin-form graph: each edgemv:SelectiveScan node runs as its specification in standard ONNX "
                      "ops (a float32 Scan over L; edgemv.export.plugin_reference), not as the plugin's kernels")
-    if proto.ByteSize() < PROTO_LIMIT:
-        return OnnxRunner(proto.SerializeToString(), device=device, name=path.name)
-    # beyond protobuf's 2 GB: a copy with its weights beside it, kept until the process ends
-    import atexit
-    import shutil
-    import tempfile
-
-    folder = tempfile.mkdtemp(prefix="edgemv-validate-")
-    atexit.register(shutil.rmtree, folder, True)
-    copy = os.path.join(folder, path.name)
-    onnx.save(proto, copy, save_as_external_data=True, location=path.name + ".data")
-    return OnnxRunner(copy, device=device, name=path.name)
+    with ort_loadable(proto) as source:
+        return OnnxRunner(source, device=device, name=path.name)
 
 
 def resolve_models(target, reference: Optional[str] = None, variant: Optional[str] = None,

@@ -350,7 +350,9 @@ void with_flags(bool a, bool b, F&& f) {
   if (a) b ? f(std::true_type{}, std::true_type{}) : f(std::true_type{}, std::false_type{});
   else b ? f(std::false_type{}, std::true_type{}) : f(std::false_type{}, std::false_type{});
 }
-// the grid of the one-warp-block forms: blocks of `channels` channels, one row of blocks per sequence
+// the grid of the one-warp-block forms: blocks of `channels` channels, one row of blocks per sequence, so at most
+// kMaxBatch sequences (gridDim.y; scan_cuda.MAX_BATCH on the Python side, the plugin's enqueue here)
+constexpr int kMaxBatch = 65535;
 dim3 grid_of(const Params& p, int channels, int batch) {
   return dim3{(unsigned)((p.dim + channels - 1) / channels), (unsigned)batch, 1};
 }

@@ -200,7 +200,9 @@ class ScanPlugin : public IPluginV3, public IPluginV3OneCore, public IPluginV3On
     int const dtype = dtype_code(inputDesc[0].type);
     if (dtype < 0) return fail("u must be float32, float16 or bfloat16");
     if (batch == 0 || dim == 0 || length == 0) return 0;
-    if (batch > 65535) return fail("batch above 65535 (the kernels' grid has one row of blocks per sequence)");
+    if (batch > kMaxBatch)
+      return fail("batch above " + std::to_string(kMaxBatch) +
+                  " (the kernels' grid has one row of blocks per sequence)");
     Params p{};
     p.u = inputs[0];
     p.dt = inputs[1];
